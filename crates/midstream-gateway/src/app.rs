@@ -1,0 +1,108 @@
+//! The router and its tower stack, built in one place.
+//!
+//! Layer order, outermost first (a request passes them top to bottom, the response bottom
+//! to top):
+//!
+//! 1. `SetRequestId` — every request gets an `x-request-id` (kept if the client sent one).
+//! 2. `Trace` — one span per request with method, matched route and request id; no bodies.
+//! 3. `PropagateRequestId` — the id is echoed on the response.
+//! 4. `Cors` — only when `MIDSTREAM_CORS_ORIGINS` lists origins (an explicit allow-list).
+//! 5. request counting by route and status, for `/metrics`.
+//! 6. error logging — logs the hidden cause of any 5xx once.
+//! 7. `/v1` only: authentication, then for the completions route the [`InflightLayer`].
+
+use axum::Router;
+use axum::extract::{MatchedPath, Request};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::routing::{get, post};
+use http::HeaderName;
+use tower::ServiceBuilder;
+use tower_http::cors::{AllowHeaders, AllowMethods, CorsLayer, ExposeHeaders};
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::services::{ServeDir, ServeFile};
+use tower_http::trace::TraceLayer;
+
+use crate::auth;
+use crate::error::ErrorDetail;
+use crate::inflight::{InflightConfig, InflightLayer};
+use crate::routes::{chat, fallback, health, metrics, models, streams};
+use crate::state::AppState;
+use crate::telemetry::prometheus;
+
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// Builds the application.
+pub fn app(state: AppState, inflight: InflightConfig) -> Router {
+    let api = Router::new()
+        .route(
+            "/v1/chat/completions",
+            post(chat::completions).layer(InflightLayer::new(inflight)),
+        )
+        .route("/v1/models", get(models::list))
+        .route("/v1/streams/{id}", get(streams::get))
+        .route_layer(middleware::from_fn_with_state(state.auth.clone(), auth::require_key));
+    let web_dir = state.config.web_dir.clone();
+    let web = ServeDir::new(&web_dir).fallback(ServeFile::new(web_dir.join("index.html")));
+    let cors = cors(&state);
+    Router::new()
+        .merge(api)
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .route("/metrics", get(metrics::metrics))
+        .route_service("/", web.clone())
+        .nest_service("/web", web)
+        .fallback(fallback::not_found)
+        .method_not_allowed_fallback(fallback::method_not_allowed)
+        .with_state(state)
+        .layer(
+            ServiceBuilder::new()
+                .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+                .layer(TraceLayer::new_for_http().make_span_with(request_span))
+                .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+                .option_layer(cors)
+                .layer(middleware::from_fn(prometheus::count_requests))
+                .layer(middleware::from_fn(log_server_errors)),
+        )
+}
+
+fn request_span(request: &Request) -> tracing::Span {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| request.uri().path().to_owned(), |p| p.as_str().to_owned());
+    let request_id = request
+        .headers()
+        .get(REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    tracing::info_span!("request", method = %request.method(), route, request_id)
+}
+
+/// Logs the cause of every 5xx exactly once (the client only sees a generic message).
+async fn log_server_errors(request: Request, next: Next) -> Response {
+    let response = next.run(request).await;
+    if let Some(ErrorDetail(detail)) = response.extensions().get::<ErrorDetail>() {
+        tracing::error!(status = response.status().as_u16(), error = %detail, "request failed");
+    }
+    response
+}
+
+fn cors(state: &AppState) -> Option<CorsLayer> {
+    let origins = &state.config.cors_origins;
+    (!origins.is_empty()).then(|| {
+        CorsLayer::new()
+            .allow_origin(origins.clone())
+            .allow_methods(AllowMethods::list([http::Method::GET, http::Method::POST]))
+            .allow_headers(AllowHeaders::list([
+                http::header::AUTHORIZATION,
+                http::header::CONTENT_TYPE,
+                HeaderName::from_static("x-midstream-events"),
+                HeaderName::from_static("last-event-id"),
+            ]))
+            .expose_headers(ExposeHeaders::list([
+                HeaderName::from_static(chat::STREAM_ID_HEADER),
+                REQUEST_ID,
+            ]))
+    })
+}

@@ -1,0 +1,572 @@
+//! Configuration: environment (`MIDSTREAM_*`, `DATABASE_URL`, `OPENAI_API_KEY`,
+//! `UPSTREAM_BASE_URL`), `.env` (loaded by the binary), and an optional `midstream.toml`.
+//!
+//! Everything is read and validated once, at start-up, into [`Config`]. An invalid value
+//! stops the start with one line naming the key and the problem ([`ConfigError`]). Every
+//! variable, with its default, is documented in `.env.example` and the README.
+//!
+//! ```
+//! use std::collections::HashMap;
+//! use midstream_gateway::config::Config;
+//!
+//! let env = HashMap::from([("MIDSTREAM_ADDR", "127.0.0.1:9000")]);
+//! let config = Config::load(&env).expect("valid");
+//! assert_eq!(config.addr.port(), 9000);
+//! assert!(config.upstreams.default.is_none(), "no UPSTREAM_BASE_URL: the demo model serves");
+//! ```
+
+mod env;
+mod file;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use http::HeaderValue;
+use midstream_store::RecorderConfig;
+
+pub use env::{Env, ProcessEnv};
+use env::EnvExt;
+pub use file::FileConfig;
+
+/// Why the configuration is invalid: one line naming the key.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// A variable or key has a value that cannot be used.
+    #[error("{key}: {value:?} is not {expected}")]
+    Invalid {
+        /// The variable or `file: key`.
+        key: String,
+        /// What was given.
+        value: String,
+        /// What is accepted.
+        expected: String,
+    },
+    /// `midstream.toml` (or the rules file) cannot be read or parsed.
+    #[error("{path}: {message}")]
+    File {
+        /// The file.
+        path: String,
+        /// What is wrong, with the position when the parser knows it.
+        message: String,
+    },
+    /// A value is well-formed but contradicts another one.
+    #[error("{key}: {message}")]
+    Conflict {
+        /// The variable or key at fault.
+        key: String,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+impl ConfigError {
+    pub(crate) fn invalid(key: &str, value: &str, expected: &str) -> ConfigError {
+        ConfigError::Invalid {
+            key: key.to_owned(),
+            value: value.to_owned(),
+            expected: expected.to_owned(),
+        }
+    }
+
+    fn conflict(key: &str, message: impl Into<String>) -> ConfigError {
+        ConfigError::Conflict {
+            key: key.to_owned(),
+            message: message.into(),
+        }
+    }
+}
+
+/// A secret (an upstream key). Its `Debug` never shows the value, so it cannot reach a log.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret value.
+    pub fn new(value: impl Into<String>) -> Secret {
+        Secret(value.into())
+    }
+
+    /// The value, for the one place that sends it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable lines (default).
+    Pretty,
+    /// One JSON object per line, for log shippers.
+    Json,
+}
+
+/// One OpenAI-compatible upstream.
+#[derive(Debug, Clone)]
+pub struct UpstreamConfig {
+    /// `default` for `UPSTREAM_BASE_URL`, else the `[upstreams.NAME]` name.
+    pub name: String,
+    /// Base URL without a trailing slash, e.g. `https://api.openai.com/v1`.
+    pub base_url: String,
+    /// Sent as `Authorization: Bearer …`.
+    pub api_key: Option<Secret>,
+}
+
+/// The upstreams the gateway can route to.
+#[derive(Debug, Clone, Default)]
+pub struct Upstreams {
+    /// From `UPSTREAM_BASE_URL`; `None` means the built-in demo model serves unrouted models.
+    pub default: Option<UpstreamConfig>,
+    /// From `[upstreams.NAME]` in `midstream.toml`.
+    pub named: BTreeMap<String, UpstreamConfig>,
+}
+
+/// Where an alias sends a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModelRoute {
+    /// Upstream name: `default`, `demo` or a `[upstreams]` name.
+    pub upstream: String,
+    /// The model name sent upstream.
+    pub model: String,
+}
+
+/// The built-in demo model.
+#[derive(Debug, Clone)]
+pub struct DemoConfig {
+    /// Pause between tokens, like a real model's pacing.
+    pub token_delay: Duration,
+}
+
+/// Request and capacity bounds.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Largest request body accepted (413 beyond).
+    pub max_body_bytes: usize,
+    /// Most messages in one request (400 beyond).
+    pub max_messages: usize,
+    /// Most streams open at once in this process (503 beyond).
+    pub max_streams: usize,
+}
+
+/// Time bounds.
+#[derive(Debug, Clone)]
+pub struct Timeouts {
+    /// Connecting to the upstream.
+    pub upstream_connect: Duration,
+    /// From sending the request to the upstream's response headers.
+    pub upstream_headers: Duration,
+    /// Longest silence between two upstream chunks before the stream is failed.
+    pub upstream_idle: Duration,
+    /// Interval of `: ping` comments on a quiet stream.
+    pub keepalive: Duration,
+    /// How long shutdown lets open streams finish.
+    pub shutdown_grace: Duration,
+    /// Longest wait for a stream's row to be committed before its first token is sent anyway
+    /// (the row is still written when the database recovers).
+    pub record_open_wait: Duration,
+}
+
+/// What to do with `tool_calls` the model streams for tools the gateway owns.
+#[derive(Debug, Clone, Default)]
+pub struct ModelToolsConfig {
+    /// Tool names the gateway executes.
+    pub owned: Vec<String>,
+    /// Continue the conversation with the results in a follow-up upstream call.
+    pub continue_with_results: bool,
+    /// Most follow-up calls per request.
+    pub max_steps: u32,
+}
+
+/// The validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// `MIDSTREAM_ADDR`.
+    pub addr: SocketAddr,
+    /// `DATABASE_URL`.
+    pub database_url: String,
+    /// `MIDSTREAM_DB_MAX_CONNECTIONS`.
+    pub db_max_connections: u32,
+    /// `MIDSTREAM_INSTANCE_ID`.
+    pub instance_id: String,
+    /// `MIDSTREAM_LOG_FORMAT`.
+    pub log_format: LogFormat,
+    /// `UPSTREAM_BASE_URL`, `OPENAI_API_KEY` and `[upstreams]`.
+    pub upstreams: Upstreams,
+    /// `[models]` aliases.
+    pub models: BTreeMap<String, ModelRoute>,
+    /// `MIDSTREAM_DEMO_TOKEN_DELAY_MS`.
+    pub demo: DemoConfig,
+    /// `MIDSTREAM_MAX_*`.
+    pub limits: Limits,
+    /// `MIDSTREAM_*_TIMEOUT_MS` and friends.
+    pub timeouts: Timeouts,
+    /// `MIDSTREAM_RECORDER_*`.
+    pub recorder: RecorderConfig,
+    /// `MIDSTREAM_API_KEYS`: secrets accepted in addition to keys created with `midstream keys create`.
+    pub api_keys: Vec<Secret>,
+    /// `MIDSTREAM_CORS_ORIGINS`.
+    pub cors_origins: Vec<HeaderValue>,
+    /// `MIDSTREAM_WEB_DIR`: the browser app served at `/`.
+    pub web_dir: PathBuf,
+    /// The rules file: `MIDSTREAM_INTENTS`, else `config/intents.toml` when present.
+    pub intents_file: Option<PathBuf>,
+    /// `midstream.toml`, when one was loaded.
+    pub file: FileConfigSummary,
+    /// `[model_tools]`.
+    pub model_tools: ModelToolsConfig,
+}
+
+/// What came from `midstream.toml` and is validated by the crates that own it.
+#[derive(Debug, Clone, Default)]
+pub struct FileConfigSummary {
+    /// The file's path, if one was loaded.
+    pub path: Option<PathBuf>,
+    /// Its `[[intent]]` tables.
+    pub intent: Vec<toml::Table>,
+    /// Its `[tools]` table.
+    pub tools: toml::Table,
+}
+
+const DEFAULT_DATABASE_URL: &str = "sqlite://data/midstream.db";
+const DEFAULT_CONFIG_FILE: &str = "midstream.toml";
+const DEFAULT_INTENTS_FILE: &str = "config/intents.toml";
+
+impl Config {
+    /// Reads and validates everything from `env` (and the files it points to).
+    pub fn load(env: &dyn Env) -> Result<Config, ConfigError> {
+        let file_path = match env.get("MIDSTREAM_CONFIG") {
+            Some(path) => Some(PathBuf::from(path)),
+            None => Some(PathBuf::from(DEFAULT_CONFIG_FILE)).filter(|p| p.exists()),
+        };
+        let file = match &file_path {
+            Some(path) => read_file_config(path)?,
+            None => FileConfig::default(),
+        };
+        let upstreams = upstreams(env, &file)?;
+        let models = models(&file, &upstreams)?;
+        let model_tools = file.model_tools.map_or_else(ModelToolsConfig::default, |t| {
+            ModelToolsConfig {
+                owned: t.owned,
+                continue_with_results: t.continue_with_results,
+                max_steps: t.max_steps.unwrap_or(3),
+            }
+        });
+        let intents_file = match env.get("MIDSTREAM_INTENTS") {
+            Some(path) => Some(PathBuf::from(path)),
+            None => Some(PathBuf::from(DEFAULT_INTENTS_FILE)).filter(|p| p.exists()),
+        };
+        Ok(Config {
+            addr: env.parse_or(
+                "MIDSTREAM_ADDR",
+                SocketAddr::from(([127, 0, 0, 1], 8080)),
+                "a socket address like 127.0.0.1:8080",
+            )?,
+            database_url: database_url(env)?,
+            db_max_connections: u32::try_from(env.positive_or("MIDSTREAM_DB_MAX_CONNECTIONS", 8)?)
+                .map_err(|_| {
+                    ConfigError::invalid("MIDSTREAM_DB_MAX_CONNECTIONS", "", "at most 4294967295")
+                })?,
+            instance_id: env.get("MIDSTREAM_INSTANCE_ID").unwrap_or_else(default_instance_id),
+            log_format: match env.get("MIDSTREAM_LOG_FORMAT").as_deref() {
+                None | Some("pretty") => LogFormat::Pretty,
+                Some("json") => LogFormat::Json,
+                Some(other) => {
+                    return Err(ConfigError::invalid(
+                        "MIDSTREAM_LOG_FORMAT",
+                        other,
+                        "`pretty` or `json`",
+                    ));
+                }
+            },
+            upstreams,
+            models,
+            demo: DemoConfig {
+                token_delay: Duration::from_millis(env.parse_or(
+                    "MIDSTREAM_DEMO_TOKEN_DELAY_MS",
+                    25,
+                    "a number of milliseconds",
+                )?),
+            },
+            limits: Limits {
+                max_body_bytes: usize_of(env, "MIDSTREAM_MAX_BODY_BYTES", 4 * 1024 * 1024)?,
+                max_messages: usize_of(env, "MIDSTREAM_MAX_MESSAGES", 2048)?,
+                max_streams: usize_of(env, "MIDSTREAM_MAX_STREAMS", 20_000)?,
+            },
+            timeouts: Timeouts {
+                upstream_connect: millis(env, "MIDSTREAM_UPSTREAM_CONNECT_TIMEOUT_MS", 10_000)?,
+                upstream_headers: millis(env, "MIDSTREAM_UPSTREAM_HEADERS_TIMEOUT_MS", 120_000)?,
+                upstream_idle: millis(env, "MIDSTREAM_UPSTREAM_IDLE_TIMEOUT_MS", 300_000)?,
+                keepalive: Duration::from_secs(env.positive_or("MIDSTREAM_KEEPALIVE_SECS", 15)?),
+                shutdown_grace: Duration::from_secs(env.parse_or(
+                    "MIDSTREAM_SHUTDOWN_GRACE_SECS",
+                    30,
+                    "a number of seconds",
+                )?),
+                record_open_wait: millis(env, "MIDSTREAM_RECORD_OPEN_WAIT_MS", 2_000)?,
+            },
+            recorder: RecorderConfig {
+                queue_capacity: usize_of(env, "MIDSTREAM_RECORDER_QUEUE", 65_536)?,
+                buffer_limit: usize_of(env, "MIDSTREAM_RECORDER_BUFFER", 100_000)?,
+                flush_interval: millis(env, "MIDSTREAM_RECORDER_FLUSH_MS", 250)?,
+            },
+            api_keys: env
+                .list("MIDSTREAM_API_KEYS")
+                .into_iter()
+                .map(Secret::new)
+                .collect(),
+            cors_origins: cors_origins(env)?,
+            web_dir: PathBuf::from(env.get("MIDSTREAM_WEB_DIR").unwrap_or_else(|| "web".to_owned())),
+            intents_file,
+            file: FileConfigSummary {
+                path: file_path,
+                intent: file.intent,
+                tools: file.tools,
+            },
+            model_tools,
+        })
+    }
+
+    /// Whether the listen address is loopback-only (open mode is allowed only there).
+    pub fn is_loopback(&self) -> bool {
+        self.addr.ip().is_loopback()
+    }
+}
+
+fn read_file_config(path: &Path) -> Result<FileConfig, ConfigError> {
+    let file_error = |message: String| ConfigError::File {
+        path: path.display().to_string(),
+        message,
+    };
+    let text = std::fs::read_to_string(path).map_err(|e| file_error(e.to_string()))?;
+    toml::from_str(&text).map_err(|e| file_error(one_line(&e.to_string())))
+}
+
+/// TOML errors are multi-line with a source excerpt; the start-up error must be one line.
+fn one_line(message: &str) -> String {
+    message
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('|') && !l.chars().all(|c| c == '^'))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn database_url(env: &dyn Env) -> Result<String, ConfigError> {
+    let url = env
+        .get("DATABASE_URL")
+        .unwrap_or_else(|| DEFAULT_DATABASE_URL.to_owned());
+    midstream_store::Backend::of_url(&url).map_err(|_| {
+        ConfigError::invalid("DATABASE_URL", &url, "a sqlite://… or postgres://… URL")
+    })?;
+    Ok(url)
+}
+
+fn upstreams(env: &dyn Env, file: &FileConfig) -> Result<Upstreams, ConfigError> {
+    let default = env
+        .get("UPSTREAM_BASE_URL")
+        .map(|url| {
+            Ok::<_, ConfigError>(UpstreamConfig {
+                name: "default".to_owned(),
+                base_url: base_url("UPSTREAM_BASE_URL", &url)?,
+                api_key: env.get("OPENAI_API_KEY").map(Secret::new),
+            })
+        })
+        .transpose()?;
+    let mut named = BTreeMap::new();
+    for (name, upstream) in &file.upstreams {
+        let key = format!("midstream.toml: upstreams.{name}");
+        if name == "default" || name == "demo" {
+            return Err(ConfigError::conflict(
+                &key,
+                "`default` and `demo` are reserved upstream names",
+            ));
+        }
+        let api_key = match &upstream.api_key_env {
+            Some(var) => Some(Secret::new(env.get(var).ok_or_else(|| {
+                ConfigError::conflict(&key, format!("api_key_env names {var}, which is not set"))
+            })?)),
+            None => None,
+        };
+        named.insert(
+            name.clone(),
+            UpstreamConfig {
+                name: name.clone(),
+                base_url: base_url(&format!("{key}.base_url"), &upstream.base_url)?,
+                api_key,
+            },
+        );
+    }
+    Ok(Upstreams { default, named })
+}
+
+/// Accepts `http(s)://host[:port][/path]`, trimming a trailing slash so paths join cleanly.
+fn base_url(key: &str, raw: &str) -> Result<String, ConfigError> {
+    let trimmed = raw.trim().trim_end_matches('/');
+    let valid = trimmed
+        .parse::<http::Uri>()
+        .ok()
+        .filter(|uri| matches!(uri.scheme_str(), Some("http" | "https")) && uri.host().is_some());
+    match valid {
+        Some(_) => Ok(trimmed.to_owned()),
+        None => Err(ConfigError::invalid(
+            key,
+            raw,
+            "an http:// or https:// URL such as https://api.openai.com/v1",
+        )),
+    }
+}
+
+fn models(file: &FileConfig, upstreams: &Upstreams) -> Result<BTreeMap<String, ModelRoute>, ConfigError> {
+    file.models
+        .iter()
+        .map(|(alias, route)| {
+            let known = match route.upstream.as_str() {
+                "demo" => true,
+                "default" => upstreams.default.is_some(),
+                name => upstreams.named.contains_key(name),
+            };
+            if !known {
+                return Err(ConfigError::conflict(
+                    &format!("midstream.toml: models.{alias}.upstream"),
+                    format!("no upstream named {:?} is configured", route.upstream),
+                ));
+            }
+            Ok((
+                alias.clone(),
+                ModelRoute {
+                    upstream: route.upstream.clone(),
+                    model: route.model.clone(),
+                },
+            ))
+        })
+        .collect()
+}
+
+fn cors_origins(env: &dyn Env) -> Result<Vec<HeaderValue>, ConfigError> {
+    env.list("MIDSTREAM_CORS_ORIGINS")
+        .into_iter()
+        .map(|origin| {
+            let valid = origin
+                .parse::<http::Uri>()
+                .ok()
+                .filter(|u| u.scheme().is_some() && u.host().is_some() && u.path() == "/");
+            match (valid, HeaderValue::from_str(&origin)) {
+                (Some(_), Ok(value)) => Ok(value),
+                _ => Err(ConfigError::invalid(
+                    "MIDSTREAM_CORS_ORIGINS",
+                    &origin,
+                    "a comma-separated list of origins like https://app.example.com",
+                )),
+            }
+        })
+        .collect()
+}
+
+fn usize_of(env: &dyn Env, key: &'static str, default: u64) -> Result<usize, ConfigError> {
+    let value = env.positive_or(key, default)?;
+    usize::try_from(value).map_err(|_| ConfigError::invalid(key, &value.to_string(), "smaller"))
+}
+
+fn millis(env: &dyn Env, key: &'static str, default: u64) -> Result<Duration, ConfigError> {
+    Ok(Duration::from_millis(env.positive_or(key, default)?))
+}
+
+/// The host name, so replicas sharing a database tell their streams apart.
+fn default_instance_id() -> String {
+    std::fs::read_to_string("/etc/hostname")
+        .ok()
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "local".to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    fn load(pairs: &[(&'static str, &'static str)]) -> Result<Config, ConfigError> {
+        let mut env: HashMap<&str, &str> = pairs.iter().copied().collect();
+        env.entry("MIDSTREAM_CONFIG").or_insert("/nonexistent/midstream.toml");
+        Config::load(&env)
+    }
+
+    #[test]
+    fn defaults_serve_the_demo_model_on_loopback_with_sqlite() {
+        let config = load(&[("MIDSTREAM_CONFIG", "")]).expect("defaults are valid");
+        assert_eq!(config.addr.to_string(), "127.0.0.1:8080");
+        assert!(config.is_loopback());
+        assert_eq!(config.database_url, DEFAULT_DATABASE_URL);
+        assert!(config.upstreams.default.is_none());
+        assert_eq!(config.log_format, LogFormat::Pretty);
+        assert_eq!(config.recorder.flush_interval, Duration::from_millis(250));
+    }
+
+    #[test]
+    fn an_invalid_value_names_its_key_in_one_line() {
+        let cases: &[(&str, &str, &str)] = &[
+            ("MIDSTREAM_ADDR", "localhost", "MIDSTREAM_ADDR: \"localhost\" is not a socket address"),
+            ("DATABASE_URL", "mysql://x", "DATABASE_URL: \"mysql://x\" is not a sqlite"),
+            ("UPSTREAM_BASE_URL", "ftp://x", "UPSTREAM_BASE_URL: \"ftp://x\" is not an http"),
+            ("MIDSTREAM_LOG_FORMAT", "xml", "MIDSTREAM_LOG_FORMAT: \"xml\" is not `pretty` or `json`"),
+            ("MIDSTREAM_MAX_STREAMS", "0", "MIDSTREAM_MAX_STREAMS: \"0\" is not a positive integer"),
+            ("MIDSTREAM_RECORDER_FLUSH_MS", "soon", "MIDSTREAM_RECORDER_FLUSH_MS: \"soon\" is not"),
+            ("MIDSTREAM_CORS_ORIGINS", "not a url", "MIDSTREAM_CORS_ORIGINS: \"not a url\" is not"),
+        ];
+        for (key, value, expected) in cases {
+            let error = load(&[(key, value)]).expect_err(key).to_string();
+            assert!(error.starts_with(expected), "{key}: got {error}");
+            assert!(!error.contains('\n'), "{key}: not one line: {error}");
+        }
+    }
+
+    #[test]
+    fn upstream_base_url_is_normalised_and_the_key_is_never_printed() {
+        let config = load(&[
+            ("UPSTREAM_BASE_URL", "https://api.openai.com/v1/"),
+            ("OPENAI_API_KEY", "sk-very-secret"),
+        ])
+        .expect("valid");
+        let upstream = config.upstreams.default.expect("configured");
+        assert_eq!(upstream.base_url, "https://api.openai.com/v1");
+        assert!(!format!("{upstream:?}").contains("sk-very-secret"));
+    }
+
+    #[test]
+    fn the_file_is_validated_with_the_key_named() {
+        let dir = std::env::temp_dir().join(format!("midstream-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let path = dir.join("bad.toml");
+        std::fs::write(&path, "[models]\nfast = { upstream = \"nowhere\", model = \"m\" }\n")
+            .expect("write");
+        let error = Config::load(&HashMap::from([(
+            "MIDSTREAM_CONFIG",
+            path.to_str().expect("utf-8"),
+        )]))
+        .expect_err("unknown upstream");
+        assert_eq!(
+            error.to_string(),
+            "midstream.toml: models.fast.upstream: no upstream named \"nowhere\" is configured"
+        );
+
+        std::fs::write(&path, "[upstreams.openai]\nbase_url = \"https://x\"\ncolour = 1\n")
+            .expect("write");
+        let error = Config::load(&HashMap::from([(
+            "MIDSTREAM_CONFIG",
+            path.to_str().expect("utf-8"),
+        )]))
+        .expect_err("unknown field")
+        .to_string();
+        assert!(error.contains("unknown field `colour`"), "{error}");
+        assert!(!error.contains('\n'), "{error}");
+    }
+}

@@ -1,0 +1,265 @@
+//! The one place where failures become HTTP responses, in OpenAI's error shape:
+//! `{"error": {"message", "type", "code", "param"}}`.
+//!
+//! 5xx bodies stay generic; the real cause travels in the response's extensions as
+//! [`ErrorDetail`] and is logged once by [`crate::app`]'s error-logging middleware.
+
+use std::time::Duration;
+
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use http::{HeaderMap, HeaderValue, StatusCode, header};
+use serde::Serialize;
+
+/// OpenAI's error object.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct ErrorBody {
+    /// Human-readable; says what to fix.
+    pub message: String,
+    /// OpenAI's `type`: `invalid_request_error`, `authentication_error`, `server_error`, ...
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    /// Machine-readable code, e.g. `invalid_json`, `model_not_found`.
+    pub code: Option<&'static str>,
+    /// The request field at fault, when known.
+    pub param: Option<String>,
+}
+
+/// The wire form: `{"error": {...}}`. Also used in-band once a stream has started.
+#[derive(Debug, Clone, Serialize)]
+pub struct ErrorEnvelope<'a> {
+    /// The error.
+    pub error: &'a ErrorBody,
+}
+
+/// The hidden cause of a 5xx, for the log.
+#[derive(Debug, Clone)]
+pub struct ErrorDetail(pub String);
+
+/// Everything a request can fail with before its response starts.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// The request is malformed or asks for something impossible (400).
+    #[error("{message}")]
+    BadRequest {
+        /// What is wrong.
+        message: String,
+        /// The field at fault.
+        param: Option<String>,
+        /// Stable code.
+        code: &'static str,
+    },
+    /// No key, or a wrong or revoked key (401).
+    #[error("invalid or missing API key")]
+    Unauthorized,
+    /// No such route, model or stream (404).
+    #[error("{message}")]
+    NotFound {
+        /// What was not found.
+        message: String,
+        /// Stable code.
+        code: &'static str,
+    },
+    /// The method is not allowed on this route (405).
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    /// The body exceeds the configured limit (413).
+    #[error("request body exceeds {limit} bytes")]
+    PayloadTooLarge {
+        /// The limit in bytes.
+        limit: usize,
+    },
+    /// Too many streams open at once (503, with `Retry-After`).
+    #[error("the gateway is at its limit of {limit} concurrent streams")]
+    Overloaded {
+        /// The configured limit.
+        limit: usize,
+    },
+    /// The upstream could not be reached, timed out, or failed with a 5xx before streaming (502).
+    #[error("upstream failed: {message}")]
+    UpstreamFailed {
+        /// Safe to show: which upstream and what happened (never its key).
+        message: String,
+        /// Whether a retry might succeed (`x-should-retry`).
+        retryable: bool,
+    },
+    /// The upstream answered 4xx: its status and body are passed through.
+    #[error("upstream answered {status}")]
+    UpstreamRejected {
+        /// The upstream's status.
+        status: StatusCode,
+        /// The upstream's body, verbatim when it is JSON.
+        body: Bytes,
+        /// Headers worth passing on (`retry-after`, rate-limit headers).
+        headers: HeaderMap,
+    },
+    /// The database is unreachable (503).
+    #[error("database unavailable")]
+    StoreUnavailable(#[source] midstream_store::StoreError),
+    /// A bug or an unexpected failure (500). The detail is logged, not sent.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl ApiError {
+    /// A 400 with a field name.
+    pub fn bad_request(code: &'static str, message: impl Into<String>, param: Option<&str>) -> Self {
+        ApiError::BadRequest {
+            message: message.into(),
+            param: param.map(str::to_owned),
+            code,
+        }
+    }
+
+    /// The status this error maps to.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
+            ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::NotFound { .. } => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::Overloaded { .. } | ApiError::StoreUnavailable(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            ApiError::UpstreamFailed { .. } => StatusCode::BAD_GATEWAY,
+            ApiError::UpstreamRejected { status, .. } => *status,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The OpenAI error object for this error (what a client sees).
+    pub fn body(&self) -> ErrorBody {
+        let (kind, code, param) = match self {
+            ApiError::BadRequest { code, param, .. } => ("invalid_request_error", Some(*code), param.clone()),
+            ApiError::Unauthorized => ("authentication_error", Some("invalid_api_key"), None),
+            ApiError::NotFound { code, .. } => ("invalid_request_error", Some(*code), None),
+            ApiError::MethodNotAllowed => ("invalid_request_error", Some("method_not_allowed"), None),
+            ApiError::PayloadTooLarge { .. } => ("invalid_request_error", Some("request_too_large"), None),
+            ApiError::Overloaded { .. } => ("server_error", Some("overloaded"), None),
+            ApiError::UpstreamFailed { .. } | ApiError::UpstreamRejected { .. } => {
+                ("upstream_error", Some("upstream_error"), None)
+            }
+            ApiError::StoreUnavailable(_) => ("server_error", Some("database_unavailable"), None),
+            ApiError::Internal(_) => ("server_error", Some("internal_error"), None),
+        };
+        let message = match self {
+            ApiError::Internal(_) => "the gateway failed unexpectedly; the error was logged".to_owned(),
+            other => other.to_string(),
+        };
+        ErrorBody { message, kind, code, param }
+    }
+}
+
+/// Retry hint for 503s: streams free up quickly.
+const OVERLOADED_RETRY_AFTER: Duration = Duration::from_secs(1);
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        let mut response = match &self {
+            ApiError::UpstreamRejected { body, headers, .. } => {
+                let is_json = serde_json::from_slice::<serde::de::IgnoredAny>(body).is_ok();
+                let mut response = if is_json {
+                    ([(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], body.clone())
+                        .into_response()
+                } else {
+                    json_response(&ErrorBody {
+                        message: format!(
+                            "upstream answered {status}: {}",
+                            String::from_utf8_lossy(body).chars().take(500).collect::<String>()
+                        ),
+                        kind: "upstream_error",
+                        code: Some("upstream_error"),
+                        param: None,
+                    })
+                };
+                response.headers_mut().extend(headers.clone());
+                response
+            }
+            _ => json_response(&self.body()),
+        };
+        *response.status_mut() = status;
+        let headers = response.headers_mut();
+        match &self {
+            ApiError::Overloaded { .. } => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(OVERLOADED_RETRY_AFTER.as_secs()));
+            }
+            ApiError::UpstreamFailed { retryable, .. } => {
+                headers.insert(
+                    "x-should-retry",
+                    HeaderValue::from_static(if *retryable { "true" } else { "false" }),
+                );
+            }
+            ApiError::BadRequest { .. } | ApiError::PayloadTooLarge { .. } => {
+                headers.insert("x-should-retry", HeaderValue::from_static("false"));
+            }
+            _ => {}
+        }
+        if status.is_server_error() {
+            response.extensions_mut().insert(ErrorDetail(format!("{self:#}")));
+        }
+        response
+    }
+}
+
+fn json_response(body: &ErrorBody) -> Response {
+    let bytes = serde_json::to_vec(&ErrorEnvelope { error: body })
+        .unwrap_or_else(|_| br#"{"error":{"message":"error","type":"server_error","code":null,"param":null}}"#.to_vec());
+    ([(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], bytes).into_response()
+}
+
+impl From<midstream_store::StoreError> for ApiError {
+    fn from(error: midstream_store::StoreError) -> Self {
+        ApiError::StoreUnavailable(error)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn body_json(response: Response) -> serde_json::Value {
+        let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
+            .await
+            .expect("body");
+        serde_json::from_slice(&bytes).expect("json")
+    }
+
+    #[tokio::test]
+    async fn errors_have_openai_shape_and_status() {
+        let response = ApiError::bad_request("invalid_json", "bad", Some("messages")).into_response();
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+        assert_eq!(
+            body_json(response).await,
+            serde_json::json!({"error": {"message": "bad", "type": "invalid_request_error", "code": "invalid_json", "param": "messages"}})
+        );
+    }
+
+    #[tokio::test]
+    async fn internal_errors_hide_their_cause_from_the_client() {
+        let response = ApiError::Internal("secret path /etc/x".into()).into_response();
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let detail = response.extensions().get::<ErrorDetail>().cloned().expect("detail");
+        assert!(detail.0.contains("/etc/x"));
+        let body = body_json(response).await;
+        assert!(!body.to_string().contains("/etc/x"));
+    }
+
+    #[tokio::test]
+    async fn upstream_rejections_pass_status_body_and_retry_after_through() {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::RETRY_AFTER, HeaderValue::from_static("7"));
+        let body = Bytes::from_static(br#"{"error":{"message":"slow down","type":"rate_limit"}}"#);
+        let response = ApiError::UpstreamRejected {
+            status: StatusCode::TOO_MANY_REQUESTS,
+            body: body.clone(),
+            headers,
+        }
+        .into_response();
+        assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(response.headers()[header::RETRY_AFTER], "7");
+        let bytes = axum::body::to_bytes(response.into_body(), 1 << 20).await.expect("body");
+        assert_eq!(bytes, body);
+    }
+}

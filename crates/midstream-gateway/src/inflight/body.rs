@@ -1,0 +1,398 @@
+//! The response body of a streaming completion: upstream frames in, the same bytes out, with
+//! the gateway's events merged in between frames.
+//!
+//! # The hot path
+//!
+//! Per upstream read: [`FrameSplitter::push`] finds frame ends with `memchr` and hands out
+//! zero-copy slices; per frame, [`ChunkView::parse`] reads choice 0's content, finish reason
+//! and usage with borrowed serde (no allocation unless a string has escapes); the content goes
+//! to the record's text buffer (amortised growth) and to the analysis; the frame's original
+//! `Bytes` is queued unchanged. No chunk is re-serialised, no lock is taken, nothing awaits
+//! a tool or the database: tool results arrive through [`StreamAnalysis::poll_events`] and
+//! records go to the recorder with a non-blocking send.
+
+use std::collections::VecDeque;
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use bytes::Bytes;
+use http_body::{Body as HttpBody, Frame, SizeHint};
+use midstream_store::{OpenReceipt, StreamStatus};
+use tokio::time::Sleep;
+use tokio_util::sync::WaitForCancellationFutureOwned;
+
+use super::analysis::StreamAnalysis;
+use super::layer::InflightConfig;
+use super::plan::StreamPlan;
+use super::record::StreamRecord;
+use crate::error::ErrorBody;
+use crate::protocol::chunk::ChunkView;
+use crate::sse::authored::{self, ChunkMeta};
+use crate::sse::frames::{FrameKind, FrameSplitter, frame_data};
+use crate::telemetry::prometheus as metric;
+
+enum Phase {
+    /// The stream's row is being committed; nothing is sent before it is (bounded wait).
+    AwaitingRow {
+        receipt: OpenReceipt,
+        deadline: Pin<Box<Sleep>>,
+    },
+    /// Forwarding upstream frames.
+    Streaming,
+    /// The upstream finished; waiting for the stream's tool calls to end.
+    Draining,
+    /// Nothing more to send after `out` drains.
+    Done,
+}
+
+/// The body of a streaming completion. See the module docs.
+pub struct InflightBody {
+    upstream: Body,
+    splitter: FrameSplitter,
+    /// Frames completed by the last read (reused: no allocation per read).
+    frames: Vec<Bytes>,
+    /// Bytes ready to send, in order.
+    out: VecDeque<Bytes>,
+    phase: Phase,
+    record: StreamRecord,
+    analysis: StreamAnalysis,
+    inject_events: bool,
+    /// The upstream's id/created/model once its first chunk arrived.
+    meta: Option<ChunkMeta>,
+    fallback_meta: ChunkMeta,
+    /// Events raised before the upstream's first chunk, sent right after it so they carry its id.
+    early_events: Vec<Bytes>,
+    saw_done: bool,
+    saw_finish: bool,
+    upstream_error: Option<String>,
+    timers: Timers,
+    shutdown: Pin<Box<WaitForCancellationFutureOwned>>,
+    _permit: tokio::sync::OwnedSemaphorePermit,
+}
+
+/// Keep-alive comments and the upstream idle limit, from one timer that is re-armed only
+/// when it fires (never per chunk).
+struct Timers {
+    tick: Pin<Box<Sleep>>,
+    keepalive: Duration,
+    idle_limit: Duration,
+    last_upstream: Instant,
+    last_sent: Instant,
+}
+
+impl InflightBody {
+    /// Wraps an upstream body according to a stream plan.
+    pub fn new(upstream: Body, plan: StreamPlan, analysis: StreamAnalysis, config: &InflightConfig) -> InflightBody {
+        let now = Instant::now();
+        let StreamPlan {
+            record,
+            row,
+            inject_events,
+            fallback_meta,
+            permit,
+            ..
+        } = plan;
+        InflightBody {
+            upstream,
+            splitter: FrameSplitter::new(config.max_frame_bytes),
+            frames: Vec::new(),
+            out: VecDeque::new(),
+            phase: Phase::AwaitingRow {
+                receipt: row,
+                deadline: Box::pin(tokio::time::sleep(config.record_open_wait)),
+            },
+            record,
+            analysis,
+            inject_events,
+            meta: None,
+            fallback_meta,
+            early_events: Vec::new(),
+            saw_done: false,
+            saw_finish: false,
+            upstream_error: None,
+            timers: Timers {
+                tick: Box::pin(tokio::time::sleep(config.keepalive.min(config.upstream_idle))),
+                keepalive: config.keepalive,
+                idle_limit: config.upstream_idle,
+                last_upstream: now,
+                last_sent: now,
+            },
+            shutdown: Box::pin(config.shutdown.clone().cancelled_owned()),
+            _permit: permit,
+        }
+    }
+
+    /// Splits a read into frames and handles each.
+    fn on_upstream_bytes(&mut self, data: Bytes) {
+        self.timers.last_upstream = Instant::now();
+        let mut frames = std::mem::take(&mut self.frames);
+        let pushed = self.splitter.push(data, |frame| frames.push(frame));
+        for frame in frames.drain(..) {
+            // A stop rule or a failure ends forwarding; the rest of the read is dropped.
+            if matches!(self.phase, Phase::Streaming) {
+                self.on_frame(frame);
+            }
+        }
+        self.frames = frames;
+        if let Err(too_large) = pushed {
+            self.fail(too_large.to_string(), "upstream_protocol_error");
+        }
+    }
+
+    fn on_frame(&mut self, frame: Bytes) {
+        match frame_data(&frame) {
+            FrameKind::Data(b"[DONE]") => self.saw_done = true,
+            FrameKind::Data(payload) => {
+                match crate::protocol::chunk::span_in(&frame, payload) {
+                    Some(range) => self.on_chunk(&frame, range),
+                    None => self.out.push_back(frame.clone()),
+                }
+            }
+            FrameKind::MultiData(_) | FrameKind::NoData => self.out.push_back(frame),
+        }
+    }
+
+    /// One `data:` frame. Forwarded as received unless the analysis must rewrite its content.
+    fn on_chunk(&mut self, frame: &Bytes, payload: std::ops::Range<usize>) {
+        let Some(chunk) = ChunkView::parse(&frame[payload.clone()]) else {
+            self.out.push_back(frame.clone());
+            return;
+        };
+        if let Some(error) = chunk.error {
+            self.upstream_error = Some(error.get().to_owned());
+        }
+        let first_chunk = self.meta.is_none();
+        if first_chunk {
+            if let (Some(id), Some(created), Some(model)) = (chunk.id, chunk.created, chunk.model) {
+                self.meta = Some(ChunkMeta::from_raw(id, created, model));
+            }
+        }
+        if let Some(usage) = chunk.usage {
+            self.record.usage(usage);
+        }
+        let finish = chunk.finish_reason().map(str::to_owned);
+        let content = chunk.message().and_then(|m| m.content_text());
+        let forwarded = self.analysis.on_content(
+            frame,
+            payload.start,
+            &chunk,
+            content.as_deref(),
+            &mut self.record,
+        );
+        match forwarded {
+            Some(bytes) => self.out.push_back(bytes),
+            None => self.out.push_back(frame.clone()),
+        }
+        if first_chunk && self.meta.is_some() {
+            self.out.extend(self.early_events.drain(..));
+        }
+        if let Some(reason) = finish {
+            self.saw_finish = true;
+            let meta = self.meta.clone().unwrap_or_else(|| self.fallback_meta.clone());
+            if let Some(tail) = self.analysis.on_finish(&mut self.record) {
+                // Text held back for a redaction, released now, before the finish frame.
+                let last = self.out.pop_back();
+                self.out.push_back(meta.content(&tail));
+                self.out.extend(last);
+            }
+            self.record.finish_reason(&reason);
+        }
+        self.queue_events();
+    }
+
+    /// Moves the analysis's ready events into the output (or holds them until the upstream's
+    /// first chunk, so they carry its id).
+    fn queue_events(&mut self) {
+        for event in self.analysis.take_events() {
+            let payload = event.to_json();
+            self.record.event(event.kind(), payload.clone());
+            if !self.inject_events {
+                continue;
+            }
+            match &self.meta {
+                Some(meta) => self.out.push_back(meta.event_json(&payload)),
+                None => self.early_events.push(self.fallback_meta.event_json(&payload)),
+            }
+        }
+        if let Some(stop) = self.analysis.take_stop() {
+            self.stop(stop);
+        }
+    }
+
+    /// A `stop` rule matched: finish with `content_filter` and drop the upstream.
+    fn stop(&mut self, reason: &'static str) {
+        let meta = self.meta.clone().unwrap_or_else(|| self.fallback_meta.clone());
+        self.out.push_back(meta.finish_reason(reason));
+        self.record.finish_reason(reason);
+        self.saw_finish = true;
+        self.upstream = Body::empty();
+        self.phase = Phase::Draining;
+    }
+
+    /// The upstream ended (cleanly or not).
+    fn on_upstream_end(&mut self) {
+        let (last, unfinished) = self.splitter.finish();
+        if let Some(frame) = last {
+            self.on_frame(frame);
+        }
+        if unfinished > 0 {
+            tracing::debug!(stream_id = %self.record.stream_id(), bytes = unfinished, "upstream ended inside a frame");
+        }
+        if !self.saw_done && !self.saw_finish && self.upstream_error.is_none() {
+            metrics::counter!(metric::UPSTREAM_ERRORS, "kind" => "truncated").increment(1);
+            self.fail(
+                "the upstream closed the stream before it finished".to_owned(),
+                "upstream_disconnected",
+            );
+            return;
+        }
+        if !self.saw_finish {
+            if let Some(tail) = self.analysis.on_finish(&mut self.record) {
+                let meta = self.meta.clone().unwrap_or_else(|| self.fallback_meta.clone());
+                self.out.push_back(meta.content(&tail));
+            }
+            self.queue_events();
+        }
+        self.phase = Phase::Draining;
+    }
+
+    /// Ends the stream with an in-band error (DESIGN.md 3.1: `data: {"error": ...}`, then the
+    /// body ends without `[DONE]`).
+    fn fail(&mut self, message: String, code: &'static str) {
+        self.out.push_back(authored::error_frame(&ErrorBody {
+            message: message.clone(),
+            kind: "upstream_error",
+            code: Some(code),
+            param: None,
+        }));
+        self.record.close(StreamStatus::Failed, Some(message));
+        self.upstream = Body::empty();
+        self.analysis.cancel();
+        self.phase = Phase::Done;
+    }
+
+    /// All tool calls ended: the terminator.
+    fn complete(&mut self) {
+        self.out.push_back(Bytes::from_static(authored::DONE));
+        match self.upstream_error.take() {
+            Some(error) => self.record.close(StreamStatus::Failed, Some(error)),
+            None => self.record.close(StreamStatus::Completed, None),
+        }
+        self.phase = Phase::Done;
+    }
+
+    /// Keep-alives and the idle limit; called only when nothing else is ready.
+    fn poll_timers(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        if self.shutdown.as_mut().poll(cx).is_ready() {
+            self.out.push_back(authored::error_frame(&ErrorBody {
+                message: "the gateway is shutting down".to_owned(),
+                kind: "server_error",
+                code: Some("shutting_down"),
+                param: None,
+            }));
+            self.record.close(StreamStatus::Interrupted, Some("the gateway shut down".to_owned()));
+            self.upstream = Body::empty();
+            self.analysis.cancel();
+            self.phase = Phase::Done;
+            return Poll::Ready(());
+        }
+        if self.timers.tick.as_mut().poll(cx).is_pending() {
+            return Poll::Pending;
+        }
+        let now = Instant::now();
+        let streaming = matches!(self.phase, Phase::Streaming);
+        if streaming && now.duration_since(self.timers.last_upstream) >= self.timers.idle_limit {
+            metrics::counter!(metric::UPSTREAM_ERRORS, "kind" => "idle").increment(1);
+            self.fail(
+                format!("the upstream sent nothing for {} s", self.timers.idle_limit.as_secs()),
+                "upstream_timeout",
+            );
+            return Poll::Ready(());
+        }
+        let ping_due = self.timers.last_sent + self.timers.keepalive;
+        if now >= ping_due {
+            self.out.push_back(Bytes::from_static(authored::PING));
+        }
+        let idle_due = self.timers.last_upstream + self.timers.idle_limit;
+        let next = if now >= ping_due { now + self.timers.keepalive } else { ping_due };
+        let next = if streaming { next.min(idle_due) } else { next };
+        self.timers.tick.as_mut().reset(next.into());
+        if self.out.is_empty() {
+            // Register the re-armed timer's waker before sleeping.
+            return match self.timers.tick.as_mut().poll(cx) {
+                Poll::Ready(()) => Poll::Ready(()),
+                Poll::Pending => Poll::Pending,
+            };
+        }
+        Poll::Ready(())
+    }
+}
+
+impl HttpBody for InflightBody {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        let this = &mut *self;
+        loop {
+            if let Some(bytes) = this.out.pop_front() {
+                this.timers.last_sent = Instant::now();
+                return Poll::Ready(Some(Ok(Frame::data(bytes))));
+            }
+            match &mut this.phase {
+                Phase::AwaitingRow { receipt, deadline } => {
+                    if Pin::new(receipt).poll(cx).is_pending() {
+                        if deadline.as_mut().poll(cx).is_pending() {
+                            return Poll::Pending;
+                        }
+                        tracing::warn!(stream_id = %this.record.stream_id(), "stream row not committed in time; streaming anyway");
+                    }
+                    this.phase = Phase::Streaming;
+                }
+                Phase::Streaming => {
+                    if this.analysis.poll_events(cx).is_ready() {
+                        this.queue_events();
+                        continue;
+                    }
+                    match Pin::new(&mut this.upstream).poll_frame(cx) {
+                        Poll::Ready(Some(Ok(frame))) => {
+                            if let Ok(data) = frame.into_data() {
+                                this.on_upstream_bytes(data);
+                            }
+                        }
+                        Poll::Ready(Some(Err(error))) => {
+                            metrics::counter!(metric::UPSTREAM_ERRORS, "kind" => "body").increment(1);
+                            this.fail(format!("the upstream connection failed: {error}"), "upstream_disconnected");
+                        }
+                        Poll::Ready(None) => this.on_upstream_end(),
+                        Poll::Pending => ready!(this.poll_timers(cx)),
+                    }
+                }
+                Phase::Draining => {
+                    if this.analysis.poll_events(cx).is_ready() {
+                        this.queue_events();
+                        continue;
+                    }
+                    if this.analysis.in_flight() > 0 {
+                        ready!(this.poll_timers(cx));
+                        continue;
+                    }
+                    this.complete();
+                }
+                Phase::Done => return Poll::Ready(None),
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        matches!(self.phase, Phase::Done) && self.out.is_empty()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        SizeHint::default()
+    }
+}

@@ -1,0 +1,47 @@
+//! The per-request context a handler gives the [`InflightLayer`](super::InflightLayer).
+//!
+//! The handler answers with the upstream's body and puts a [`StreamPlan`] into the response
+//! extensions; the layer takes it out and wraps the body. Extensions must be `Clone + Sync`,
+//! and a plan owns one-shot things (the upstream connection, tool tasks, a concurrency permit),
+//! so it travels in a take-once [`PlanSlot`].
+
+use std::sync::{Arc, Mutex};
+
+use midstream_store::OpenReceipt;
+use tokio::sync::OwnedSemaphorePermit;
+
+use super::record::StreamRecord;
+use crate::sse::authored::ChunkMeta;
+
+/// Everything the layer needs to run one stream.
+#[derive(Debug)]
+pub struct StreamPlan {
+    /// The running record (closes itself if the stream is dropped).
+    pub record: StreamRecord,
+    /// Resolves when the stream's row is committed; the first byte waits for it (bounded).
+    pub row: OpenReceipt,
+    /// Whether events are injected (`X-Midstream-Events: off` turns it off).
+    pub inject_events: bool,
+    /// `stream: true`.
+    pub streaming: bool,
+    /// Used for authored chunks until the upstream's first chunk shows its own id and model.
+    pub fallback_meta: ChunkMeta,
+    /// Holds one of the gateway's concurrent-stream slots until the stream ends.
+    pub permit: OwnedSemaphorePermit,
+}
+
+/// A take-once slot for a [`StreamPlan`] in response extensions.
+#[derive(Debug, Clone)]
+pub struct PlanSlot(Arc<Mutex<Option<Box<StreamPlan>>>>);
+
+impl PlanSlot {
+    /// Wraps a plan.
+    pub fn new(plan: StreamPlan) -> PlanSlot {
+        PlanSlot(Arc::new(Mutex::new(Some(Box::new(plan)))))
+    }
+
+    /// Takes the plan out (once).
+    pub fn take(&self) -> Option<Box<StreamPlan>> {
+        self.0.lock().ok()?.take()
+    }
+}

@@ -1,0 +1,128 @@
+//! What one stream contributes to the record while it runs, closed exactly once.
+//!
+//! The close happens however the stream ends: finished, failed, or dropped because the
+//! client went away (then `cancelled`), because [`Drop`] closes whatever was not closed.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use midstream_store::{NewMessage, Recorder, StreamClose, StreamEvent, StreamStatus, Usage};
+
+use crate::protocol::chunk::UsageView;
+use crate::telemetry::prometheus as metric;
+
+/// The running record of one stream.
+#[derive(Debug)]
+pub struct StreamRecord {
+    recorder: Recorder,
+    stream_id: Arc<str>,
+    started: Instant,
+    text: String,
+    finish_reason: Option<String>,
+    usage: Usage,
+    ttft: Option<Duration>,
+    next_seq: i64,
+    closed: bool,
+}
+
+impl StreamRecord {
+    /// Starts the record of a stream whose row the recorder was asked to open. Counts it in
+    /// the active-streams gauge until it closes.
+    pub fn new(recorder: Recorder, stream_id: Arc<str>, started: Instant) -> StreamRecord {
+        metrics::gauge!(metric::ACTIVE_STREAMS).increment(1.0);
+        StreamRecord {
+            recorder,
+            stream_id,
+            started,
+            text: String::new(),
+            finish_reason: None,
+            usage: Usage::default(),
+            ttft: None,
+            next_seq: 0,
+            closed: false,
+        }
+    }
+
+    /// The stream id.
+    pub fn stream_id(&self) -> &Arc<str> {
+        &self.stream_id
+    }
+
+    /// Milliseconds since the request arrived.
+    pub fn elapsed_ms(&self) -> f64 {
+        self.started.elapsed().as_secs_f64() * 1000.0
+    }
+
+    /// Content the client was sent. The first call fixes the time to first token.
+    pub fn content(&mut self, text: &str) {
+        if text.is_empty() {
+            return;
+        }
+        if self.ttft.is_none() {
+            let ttft = self.started.elapsed();
+            metrics::histogram!(metric::TTFT_SECONDS).record(ttft.as_secs_f64());
+            self.ttft = Some(ttft);
+        }
+        self.text.push_str(text);
+    }
+
+    /// The upstream's finish reason (or the gateway's, e.g. `content_filter`).
+    pub fn finish_reason(&mut self, reason: &str) {
+        self.finish_reason = Some(reason.to_owned());
+    }
+
+    /// Token usage reported by the upstream.
+    pub fn usage(&mut self, usage: UsageView) {
+        self.usage = Usage {
+            prompt_tokens: usage.prompt_tokens,
+            completion_tokens: usage.completion_tokens,
+            total_tokens: usage.total_tokens,
+        };
+    }
+
+    /// Records an event (the same JSON the client is sent); returns its sequence number.
+    pub fn event(&mut self, kind: &str, payload: String) -> i64 {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        self.recorder.event(StreamEvent {
+            stream_id: self.stream_id.to_string(),
+            seq,
+            kind: kind.to_owned(),
+            at_ms: self.elapsed_ms(),
+            payload,
+        });
+        seq
+    }
+
+    /// Closes the record; later calls (and the drop) do nothing.
+    pub fn close(&mut self, status: StreamStatus, error: Option<String>) {
+        if std::mem::replace(&mut self.closed, true) {
+            return;
+        }
+        metrics::gauge!(metric::ACTIVE_STREAMS).decrement(1.0);
+        let text = std::mem::take(&mut self.text);
+        let reply = (!text.is_empty()).then(|| NewMessage {
+            role: "assistant".to_owned(),
+            content: Some(text.clone()),
+            body: serde_json::json!({"role": "assistant", "content": text}).to_string(),
+        });
+        self.recorder.close(StreamClose {
+            stream_id: self.stream_id.to_string(),
+            status,
+            response_text: text,
+            finish_reason: self.finish_reason.take(),
+            error,
+            usage: self.usage,
+            ttft_ms: self.ttft.map(|t| t.as_secs_f64() * 1000.0),
+            duration_ms: self.elapsed_ms(),
+            finished_at: midstream_store::clock::now_ms(),
+            reply,
+        });
+    }
+}
+
+impl Drop for StreamRecord {
+    fn drop(&mut self) {
+        self.close(StreamStatus::Cancelled, Some("the client disconnected".to_owned()));
+    }
+}

@@ -1,0 +1,134 @@
+//! `POST /v1/chat/completions`: validates, opens the record, calls the upstream, and hands
+//! the upstream's body with a [`StreamPlan`] to the inflight layer.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Extension;
+use axum::body::{Body, to_bytes};
+use axum::extract::State;
+use axum::response::Response;
+use http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
+use midstream_store::{NewMessage, NewStream, StreamStatus};
+use serde_json::Value;
+
+use crate::auth::Caller;
+use crate::error::ApiError;
+use crate::inflight::{PlanSlot, StreamPlan, StreamRecord};
+use crate::protocol::request::{ChatRequest, message_text};
+use crate::sse::authored::ChunkMeta;
+use crate::state::AppState;
+use crate::telemetry::prometheus as metric;
+
+/// The response header naming the stream's record (for `GET /v1/streams/{id}`).
+pub const STREAM_ID_HEADER: &str = "x-midstream-stream-id";
+/// The request header that turns event injection off (`off`).
+pub const EVENTS_HEADER: &str = "x-midstream-events";
+
+/// Handles a chat completion, streaming or not.
+pub async fn completions(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let started = Instant::now();
+    let limit = state.config.limits.max_body_bytes;
+    let bytes = to_bytes(body, limit).await.map_err(|error| {
+        if is_length_limit(&error) {
+            ApiError::PayloadTooLarge { limit }
+        } else {
+            ApiError::bad_request("invalid_body", format!("the request body could not be read: {error}"), None)
+        }
+    })?;
+    let request = ChatRequest::parse(&bytes, state.config.limits.max_messages)?;
+    let permit = state.streams.clone().try_acquire_owned().map_err(|_| ApiError::Overloaded {
+        limit: state.config.limits.max_streams,
+    })?;
+    let route = state.router.resolve(&request.model);
+    let stream_id: Arc<str> = uuid::Uuid::now_v7().to_string().into();
+    let row = state.recorder.open(NewStream {
+        id: stream_id.to_string(),
+        api_key_id: caller.key_id.clone(),
+        model: request.model.clone(),
+        upstream: route.upstream.name().to_owned(),
+        upstream_model: route.model.clone(),
+        streamed: request.stream,
+        request: String::from_utf8_lossy(&bytes).into_owned(),
+        messages: request.messages().iter().map(stored_message).collect(),
+        created_at: midstream_store::clock::now_ms(),
+    });
+    let mut record = StreamRecord::new(state.recorder.clone(), stream_id.clone(), started);
+    tracing::debug!(stream_id = %stream_id, upstream = route.upstream.name(), "stream opened");
+
+    let upstream = match route.upstream.chat(&request, &route.model).await {
+        Ok(upstream) => upstream,
+        Err(error) => {
+            metrics::counter!(metric::UPSTREAM_ERRORS, "kind" => error.kind()).increment(1);
+            tracing::warn!(stream_id = %stream_id, %error, "upstream failed before streaming");
+            record.close(StreamStatus::Failed, Some(error.to_string()));
+            let mut response = axum::response::IntoResponse::into_response(ApiError::from(error));
+            response.headers_mut().insert(STREAM_ID_HEADER, header_value(&stream_id));
+            return Ok(response);
+        }
+    };
+
+    let plan = StreamPlan {
+        record,
+        row,
+        inject_events: events_enabled(&headers),
+        streaming: request.stream,
+        fallback_meta: ChunkMeta::fallback(&stream_id, midstream_store::clock::now_ms() / 1000, &request.model),
+        permit,
+    };
+    let mut response = Response::new(Body::from_stream(upstream.body));
+    *response.status_mut() = StatusCode::OK;
+    let out = response.headers_mut();
+    for (name, value) in &upstream.headers {
+        let name = if name == "x-request-id" { HeaderName::from_static("x-upstream-request-id") } else { name.clone() };
+        out.insert(name, value.clone());
+    }
+    out.insert(STREAM_ID_HEADER, header_value(&stream_id));
+    if request.stream {
+        out.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream; charset=utf-8"));
+        out.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+        out.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    } else {
+        out.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    }
+    response.extensions_mut().insert(PlanSlot::new(plan));
+    Ok(response)
+}
+
+/// `X-Midstream-Events: off` (or `false`, `0`) disables injection; anything else keeps it on.
+fn events_enabled(headers: &HeaderMap) -> bool {
+    !headers
+        .get(EVENTS_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| matches!(v.trim().to_ascii_lowercase().as_str(), "off" | "false" | "0" | "none"))
+}
+
+fn stored_message(message: &Value) -> NewMessage {
+    NewMessage {
+        role: message.get("role").and_then(Value::as_str).unwrap_or_default().to_owned(),
+        content: message.get("content").and_then(message_text),
+        body: message.to_string(),
+    }
+}
+
+/// Stream ids are UUIDs: always a valid header value.
+fn header_value(id: &str) -> HeaderValue {
+    HeaderValue::from_str(id).unwrap_or_else(|_| HeaderValue::from_static("invalid"))
+}
+
+/// axum wraps the body-limit error; find it in the chain.
+fn is_length_limit(error: &axum::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(e) = source {
+        if e.is::<http_body_util::LengthLimitError>() {
+            return true;
+        }
+        source = e.source();
+    }
+    false
+}

@@ -1,0 +1,197 @@
+//! Start-up and shutdown: opening the store, choosing the auth mode, serving, and stopping
+//! gracefully.
+//!
+//! Shutdown (ctrl-c or SIGTERM): stop accepting connections; let open streams finish for up
+//! to `MIDSTREAM_SHUTDOWN_GRACE_SECS`; then end the rest with an in-band error (recorded as
+//! `interrupted`); finally flush the recorder so nothing already recorded is lost.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use midstream_store::{Recorder, Store, StoreError, StoreOptions};
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::auth::Auth;
+use crate::config::Config;
+use crate::inflight::InflightConfig;
+use crate::state::AppState;
+use crate::upstream::Router;
+
+/// After the grace period, how long cut streams get to write their error and close.
+const CUT_STREAMS_GRACE: Duration = Duration::from_secs(5);
+/// How long the final recorder flush may take.
+const FLUSH_DEADLINE: Duration = Duration::from_secs(10);
+
+/// Why the gateway could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The database could not be opened or migrated.
+    #[error("database: {0}")]
+    Store(#[from] StoreError),
+    /// No API key exists and the address is not loopback.
+    #[error(
+        "refusing to run without API keys on {0}, which is not a loopback address: create a key \
+         with `midstream keys create` or set MIDSTREAM_API_KEYS, or bind 127.0.0.1"
+    )]
+    OpenOnPublicAddress(SocketAddr),
+    /// The HTTP client could not be built (TLS set-up).
+    #[error("HTTP client: {0}")]
+    Client(String),
+    /// The listen address is taken or not permitted.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The server failed while running.
+    #[error("server: {0}")]
+    Serve(std::io::Error),
+}
+
+/// A built gateway, ready to serve.
+#[derive(Debug)]
+pub struct Gateway {
+    state: AppState,
+    inflight: InflightConfig,
+    tracker: TaskTracker,
+}
+
+impl Gateway {
+    /// Opens the store (running migrations and marking interrupted streams), chooses the auth
+    /// mode, starts the recorder and builds the upstream clients.
+    pub async fn build(config: Config) -> Result<Gateway, StartError> {
+        let store = Store::connect(
+            &config.database_url,
+            StoreOptions {
+                max_connections: config.db_max_connections,
+                instance_id: config.instance_id.clone(),
+            },
+        )
+        .await?;
+        let interrupted = store.mark_interrupted().await?;
+        if interrupted > 0 {
+            tracing::warn!(streams = interrupted, "marked streams left open by a previous run as interrupted");
+        }
+        for secret in &config.api_keys {
+            store.import_api_key("MIDSTREAM_API_KEYS", secret.expose()).await?;
+        }
+        let auth = if store.count_active_api_keys().await? > 0 {
+            Auth::keys(store.clone())
+        } else if config.is_loopback() {
+            tracing::warn!(
+                addr = %config.addr,
+                "no API keys: running OPEN on a loopback address; create one with `midstream keys create`"
+            );
+            Auth::Open
+        } else {
+            return Err(StartError::OpenOnPublicAddress(config.addr));
+        };
+        let tracker = TaskTracker::new();
+        let recorder = Recorder::spawn(store.clone(), config.recorder.clone(), &tracker);
+        let client = reqwest::Client::builder()
+            .connect_timeout(config.timeouts.upstream_connect)
+            .pool_idle_timeout(Duration::from_secs(90))
+            .tcp_nodelay(true)
+            .build()
+            .map_err(|e| StartError::Client(e.to_string()))?;
+        let router = Router::new(&config, client);
+        if router.is_demo() {
+            tracing::info!(
+                "no UPSTREAM_BASE_URL: unrouted models are answered by the built-in DEMO MODEL (scripted, not an LLM)"
+            );
+        }
+        let inflight = InflightConfig {
+            keepalive: config.timeouts.keepalive,
+            upstream_idle: config.timeouts.upstream_idle,
+            record_open_wait: config.timeouts.record_open_wait,
+            ..InflightConfig::default()
+        };
+        let state = AppState {
+            streams: Arc::new(Semaphore::new(config.limits.max_streams)),
+            config: Arc::new(config),
+            store,
+            recorder,
+            router: Arc::new(router),
+            auth: Arc::new(auth),
+        };
+        Ok(Gateway { state, inflight, tracker })
+    }
+
+    /// The shared state (for tests that inspect the store).
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Binds the configured address.
+    pub async fn bind(&self) -> Result<TcpListener, StartError> {
+        let addr = self.state.config.addr;
+        TcpListener::bind(addr).await.map_err(|source| StartError::Bind { addr, source })
+    }
+
+    /// Serves until `shutdown` resolves, then stops gracefully (see the module docs).
+    pub async fn serve(self, listener: TcpListener, shutdown: impl Future<Output = ()> + Send) -> Result<(), StartError> {
+        let Gateway { state, inflight, tracker } = self;
+        let grace = state.config.timeouts.shutdown_grace;
+        let recorder = state.recorder.clone();
+        let cut_streams = inflight.shutdown.clone();
+        let stop_accepting = CancellationToken::new();
+        let app = crate::app::app(state, inflight);
+        if let Ok(addr) = listener.local_addr() {
+            tracing::info!("listening on http://{addr}");
+        }
+        let serve = axum::serve(listener, app).with_graceful_shutdown(stop_accepting.clone().cancelled_owned());
+        let mut serve = std::pin::pin!(serve.into_future());
+        let result = tokio::select! {
+            result = &mut serve => result,
+            () = shutdown => {
+                tracing::info!(grace_secs = grace.as_secs(), "shutting down: no new connections; open streams may finish");
+                stop_accepting.cancel();
+                match tokio::time::timeout(grace, &mut serve).await {
+                    Ok(result) => result,
+                    Err(_) => {
+                        tracing::warn!("grace period over: ending the remaining streams");
+                        cut_streams.cancel();
+                        tokio::time::timeout(CUT_STREAMS_GRACE, &mut serve).await.unwrap_or(Ok(()))
+                    }
+                }
+            }
+        };
+        if !tokio::time::timeout(FLUSH_DEADLINE, recorder.flush()).await.unwrap_or(false) {
+            tracing::error!("the recorder could not flush everything before exit");
+        }
+        drop(recorder);
+        tracker.close();
+        result.map_err(StartError::Serve)
+    }
+}
+
+/// Resolves on ctrl-c or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+}

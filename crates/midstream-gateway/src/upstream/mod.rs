@@ -1,0 +1,211 @@
+//! Where requests go: an OpenAI-compatible HTTP upstream, or the built-in demo model, and the
+//! routing of model names (aliases from `midstream.toml`) to them.
+//!
+//! The HTTP client is `reqwest` used directly, not async-openai: the proxy must forward the
+//! upstream's bytes unchanged (async-openai re-frames SSE events), pass the upstream's own
+//! 4xx status and body through, and never retry on its own (async-openai retries 429s with
+//! backoff, which would hide rate limits from the client and hold streams open).
+
+pub mod demo;
+mod http;
+
+use std::collections::HashMap;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures_util::Stream;
+use ::http::{HeaderMap, StatusCode};
+
+pub use demo::DemoModel;
+pub use http::HttpUpstream;
+
+use crate::config::{Config, ModelRoute};
+use crate::error::ApiError;
+use crate::protocol::request::ChatRequest;
+
+/// The upstream's response body: raw bytes as they arrive.
+pub type UpstreamBody = Pin<Box<dyn Stream<Item = Result<Bytes, UpstreamError>> + Send>>;
+
+/// A response whose status and headers have arrived.
+pub struct UpstreamResponse {
+    /// The upstream's status (2xx here; errors become [`UpstreamError`]).
+    pub status: StatusCode,
+    /// Headers worth passing to the client.
+    pub headers: HeaderMap,
+    /// The body.
+    pub body: UpstreamBody,
+}
+
+/// How talking to the upstream failed.
+#[derive(Debug, thiserror::Error)]
+pub enum UpstreamError {
+    /// No connection (refused, DNS, TLS).
+    #[error("cannot connect to upstream {upstream}: {detail}")]
+    Connect {
+        /// Upstream name.
+        upstream: String,
+        /// What failed.
+        detail: String,
+    },
+    /// No response headers in time.
+    #[error("upstream {upstream} sent no response within {seconds} s")]
+    Timeout {
+        /// Upstream name.
+        upstream: String,
+        /// The limit.
+        seconds: u64,
+    },
+    /// The upstream answered with an error status.
+    #[error("upstream {upstream} answered {status}")]
+    Status {
+        /// Upstream name.
+        upstream: String,
+        /// Its status.
+        status: StatusCode,
+        /// Its body (bounded).
+        body: Bytes,
+        /// `retry-after` and rate-limit headers.
+        headers: HeaderMap,
+    },
+    /// The body broke off (connection reset, malformed chunked encoding, ...).
+    #[error("upstream connection failed mid-response: {0}")]
+    Body(String),
+}
+
+impl UpstreamError {
+    /// Short label for the `midstream_upstream_errors_total{kind}` metric.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            UpstreamError::Connect { .. } => "connect",
+            UpstreamError::Timeout { .. } => "timeout",
+            UpstreamError::Status { status, .. } if status.is_server_error() => "status_5xx",
+            UpstreamError::Status { .. } => "status_4xx",
+            UpstreamError::Body(_) => "body",
+        }
+    }
+}
+
+impl From<UpstreamError> for ApiError {
+    /// 4xx pass through with their status and body; anything else is a 502.
+    fn from(error: UpstreamError) -> ApiError {
+        match error {
+            UpstreamError::Status { status, body, headers, .. } if status.is_client_error() => {
+                ApiError::UpstreamRejected { status, body, headers }
+            }
+            UpstreamError::Status { ref upstream, status, ref body, .. } => ApiError::UpstreamFailed {
+                message: format!("upstream {upstream} answered {status}: {}", upstream_message(body)),
+                retryable: true,
+            },
+            other => ApiError::UpstreamFailed {
+                retryable: !matches!(other, UpstreamError::Body(_)),
+                message: other.to_string(),
+            },
+        }
+    }
+}
+
+/// The `error.message` of an OpenAI-style error body, else the start of the body.
+fn upstream_message(body: &[u8]) -> String {
+    serde_json::from_slice::<serde_json::Value>(body)
+        .ok()
+        .and_then(|v| v.pointer("/error/message").and_then(|m| m.as_str()).map(str::to_owned))
+        .unwrap_or_else(|| String::from_utf8_lossy(body).chars().take(300).collect())
+}
+
+/// One place requests can be sent.
+#[derive(Debug)]
+pub enum Upstream {
+    /// An OpenAI-compatible HTTP API.
+    Http(HttpUpstream),
+    /// The built-in scripted model.
+    Demo(DemoModel),
+}
+
+impl Upstream {
+    /// The configured name (`demo`, `default`, or a `[upstreams]` name).
+    pub fn name(&self) -> &str {
+        match self {
+            Upstream::Http(http) => http.name(),
+            Upstream::Demo(_) => "demo",
+        }
+    }
+
+    /// Sends a chat request; resolves when the response headers arrived.
+    pub async fn chat(&self, request: &ChatRequest, upstream_model: &str) -> Result<UpstreamResponse, UpstreamError> {
+        match self {
+            Upstream::Http(http) => http.chat(request.upstream_body(upstream_model), request.stream).await,
+            Upstream::Demo(demo) => Ok(demo.chat(request)),
+        }
+    }
+}
+
+/// A resolved destination for one request.
+#[derive(Debug, Clone)]
+pub struct Route {
+    /// Where to send it.
+    pub upstream: Arc<Upstream>,
+    /// The model name to send.
+    pub model: String,
+}
+
+/// Model name → upstream.
+#[derive(Debug)]
+pub struct Router {
+    /// `UPSTREAM_BASE_URL`, or the demo model.
+    default: Arc<Upstream>,
+    demo: Arc<Upstream>,
+    named: HashMap<String, Arc<Upstream>>,
+    aliases: Vec<(String, ModelRoute)>,
+}
+
+impl Router {
+    /// Builds every configured upstream.
+    pub fn new(config: &Config, client: reqwest::Client) -> Router {
+        let demo = Arc::new(Upstream::Demo(DemoModel::new(config.demo.token_delay)));
+        let http = |u: &crate::config::UpstreamConfig| {
+            Arc::new(Upstream::Http(HttpUpstream::new(u, client.clone(), config.timeouts.upstream_headers)))
+        };
+        let default = config.upstreams.default.as_ref().map_or_else(|| demo.clone(), http);
+        let named = config.upstreams.named.iter().map(|(name, u)| (name.clone(), http(u))).collect();
+        Router {
+            default,
+            demo,
+            named,
+            aliases: config.models.iter().map(|(a, r)| (a.clone(), r.clone())).collect(),
+        }
+    }
+
+    /// Whether unrouted models go to the demo model.
+    pub fn is_demo(&self) -> bool {
+        matches!(*self.default, Upstream::Demo(_))
+    }
+
+    /// Where a model goes: an alias's upstream, else the default upstream with the name unchanged.
+    pub fn resolve(&self, model: &str) -> Route {
+        match self.aliases.iter().find(|(alias, _)| alias == model) {
+            Some((_, route)) => Route {
+                upstream: match route.upstream.as_str() {
+                    "demo" => self.demo.clone(),
+                    "default" => self.default.clone(),
+                    name => self.named.get(name).cloned().unwrap_or_else(|| self.default.clone()),
+                },
+                model: route.model.clone(),
+            },
+            None => Route {
+                upstream: self.default.clone(),
+                model: model.to_owned(),
+            },
+        }
+    }
+
+    /// The aliases, for `/v1/models`.
+    pub fn aliases(&self) -> impl Iterator<Item = (&str, &ModelRoute)> {
+        self.aliases.iter().map(|(a, r)| (a.as_str(), r))
+    }
+
+    /// The default upstream, for listing its models.
+    pub fn default_upstream(&self) -> &Upstream {
+        &self.default
+    }
+}

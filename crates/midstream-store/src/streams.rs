@@ -1,0 +1,378 @@
+//! The record of one stream: its row, its messages and its events; written in batches by the
+//! [`Recorder`](crate::Recorder) and read back for `GET /v1/streams/{id}`.
+
+use serde::Serialize;
+
+use crate::pool::on_pool;
+use crate::{Store, StoreError};
+
+/// Where a stream is in its life. Stored as the lower-case name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StreamStatus {
+    /// Tokens are (or may be) flowing; the row exists before the first one is sent.
+    Streaming,
+    /// The upstream finished and every started tool ended.
+    Completed,
+    /// The upstream or the gateway failed; `error` says why.
+    Failed,
+    /// The client went away (or a `stop` rule ended it); the upstream request was dropped.
+    Cancelled,
+    /// The gateway process ended while the stream was open; set at the next start.
+    Interrupted,
+}
+
+impl StreamStatus {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StreamStatus::Streaming => "streaming",
+            StreamStatus::Completed => "completed",
+            StreamStatus::Failed => "failed",
+            StreamStatus::Cancelled => "cancelled",
+            StreamStatus::Interrupted => "interrupted",
+        }
+    }
+}
+
+/// A message of the conversation as stored: the request's messages, then the reply.
+#[derive(Debug, Clone)]
+pub struct NewMessage {
+    /// `system`, `user`, `assistant`, `tool`, ...
+    pub role: String,
+    /// The text content, when the message has one as a plain string.
+    pub content: Option<String>,
+    /// The whole message as JSON, so nothing the client sent is lost.
+    pub body: String,
+}
+
+/// A stream's row as it is opened, before the first token.
+#[derive(Debug, Clone)]
+pub struct NewStream {
+    /// The stream id (also sent to the client as `X-Midstream-Stream-Id`).
+    pub id: String,
+    /// The API key that opened it, if the gateway runs with keys.
+    pub api_key_id: Option<String>,
+    /// The model the client asked for.
+    pub model: String,
+    /// The upstream's configured name (`demo` for the built-in demo model).
+    pub upstream: String,
+    /// The model name sent upstream (after alias resolution).
+    pub upstream_model: String,
+    /// Whether the client asked for `stream: true`.
+    pub streamed: bool,
+    /// The request body as JSON.
+    pub request: String,
+    /// The request's messages, in order.
+    pub messages: Vec<NewMessage>,
+    /// Unix milliseconds.
+    pub created_at: i64,
+}
+
+/// One event of a stream: an intent, a tool call's start, result or error, a usage report.
+#[derive(Debug, Clone)]
+pub struct StreamEvent {
+    /// The stream it belongs to.
+    pub stream_id: String,
+    /// Its position in the stream's event sequence, from 0; `(stream_id, seq)` is unique, so a
+    /// retried batch cannot duplicate it.
+    pub seq: i64,
+    /// `intent`, `tool.started`, `tool.result`, `tool.error`, ...
+    pub kind: String,
+    /// Milliseconds since the stream started.
+    pub at_ms: f64,
+    /// The event as JSON.
+    pub payload: String,
+}
+
+/// Token counts the upstream reported.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Usage {
+    /// Tokens in the prompt.
+    pub prompt_tokens: Option<i64>,
+    /// Tokens generated.
+    pub completion_tokens: Option<i64>,
+    /// Their sum, as reported.
+    pub total_tokens: Option<i64>,
+}
+
+/// How a stream ended.
+#[derive(Debug, Clone)]
+pub struct StreamClose {
+    /// The stream that ended.
+    pub stream_id: String,
+    /// Its final status (never `Streaming`).
+    pub status: StreamStatus,
+    /// The content the model produced, as the client saw it.
+    pub response_text: String,
+    /// The upstream's (or the gateway's) finish reason.
+    pub finish_reason: Option<String>,
+    /// Why it failed, for `failed` streams.
+    pub error: Option<String>,
+    /// Token usage, when the upstream reported it.
+    pub usage: Usage,
+    /// Milliseconds from the request to the first content token sent to the client.
+    pub ttft_ms: Option<f64>,
+    /// Milliseconds from the request to the end.
+    pub duration_ms: f64,
+    /// Unix milliseconds.
+    pub finished_at: i64,
+    /// The assistant's reply as a message, appended after the request's messages.
+    pub reply: Option<NewMessage>,
+}
+
+/// A stream's row as read back.
+#[derive(Debug, Clone, sqlx::FromRow, Serialize)]
+pub struct StreamRow {
+    /// The stream id.
+    pub id: String,
+    /// The API key that opened it.
+    pub api_key_id: Option<String>,
+    /// The gateway process that served it.
+    pub instance_id: String,
+    /// The model the client asked for.
+    pub model: String,
+    /// The upstream's configured name.
+    pub upstream: String,
+    /// The model sent upstream.
+    pub upstream_model: String,
+    /// Whether it was a streaming request.
+    pub streamed: bool,
+    /// `streaming`, `completed`, `failed`, `cancelled` or `interrupted`.
+    pub status: String,
+    /// The request body as JSON text.
+    pub request: String,
+    /// The model's content.
+    pub response_text: Option<String>,
+    /// The finish reason.
+    pub finish_reason: Option<String>,
+    /// The error, for failed streams.
+    pub error: Option<String>,
+    /// Prompt tokens.
+    pub prompt_tokens: Option<i64>,
+    /// Completion tokens.
+    pub completion_tokens: Option<i64>,
+    /// Total tokens.
+    pub total_tokens: Option<i64>,
+    /// Time to first token, ms.
+    pub ttft_ms: Option<f64>,
+    /// Duration, ms.
+    pub duration_ms: Option<f64>,
+    /// Unix ms.
+    pub created_at: i64,
+    /// Unix ms.
+    pub finished_at: Option<i64>,
+}
+
+/// A stored message.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct MessageRow {
+    /// Order in the conversation, from 0.
+    pub position: i32,
+    /// The role.
+    pub role: String,
+    /// The text content, if plain.
+    pub content: Option<String>,
+    /// The whole message as JSON text.
+    pub body: String,
+}
+
+/// A stored event.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct EventRow {
+    /// Sequence number within the stream.
+    pub seq: i64,
+    /// Event kind.
+    pub kind: String,
+    /// Milliseconds since the stream started.
+    pub at_ms: f64,
+    /// The event as JSON text.
+    pub payload: String,
+}
+
+/// What one recorder flush writes, in one transaction: rows first, so events and closes of a
+/// stream opened in the same batch find it.
+#[derive(Debug, Default)]
+pub(crate) struct Batch {
+    pub opens: Vec<NewStream>,
+    pub events: Vec<StreamEvent>,
+    pub closes: Vec<StreamClose>,
+}
+
+impl Batch {
+    pub fn len(&self) -> usize {
+        self.opens.len() + self.events.len() + self.closes.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Rows per multi-row `INSERT`: far below SQLite's and PostgreSQL's bind limits (32,766 and
+/// 65,535 parameters) at up to 9 columns.
+const ROWS_PER_INSERT: usize = 500;
+
+impl Store {
+    /// Writes a batch in one transaction.
+    pub(crate) async fn write_batch(&self, batch: &Batch) -> Result<(), StoreError> {
+        let instance_id = self.instance_id();
+        on_pool!(&self.pool, |pool| {
+            let mut tx = pool.begin().await?;
+            for opens in batch.opens.chunks(ROWS_PER_INSERT) {
+                sqlx::QueryBuilder::new(
+                    "INSERT INTO streams (id, api_key_id, instance_id, model, upstream, \
+                     upstream_model, streamed, status, request, created_at) ",
+                )
+                .push_values(opens, |mut row, s| {
+                    row.push_bind(&s.id)
+                        .push_bind(&s.api_key_id)
+                        .push_bind(instance_id)
+                        .push_bind(&s.model)
+                        .push_bind(&s.upstream)
+                        .push_bind(&s.upstream_model)
+                        .push_bind(s.streamed)
+                        .push_bind(StreamStatus::Streaming.as_str())
+                        .push_bind(&s.request)
+                        .push_bind(s.created_at);
+                })
+                .push(" ON CONFLICT (id) DO NOTHING")
+                .build()
+                .execute(&mut *tx)
+                .await?;
+            }
+            let messages: Vec<(&str, i32, &NewMessage)> = batch
+                .opens
+                .iter()
+                .flat_map(|s| {
+                    s.messages
+                        .iter()
+                        .zip(0..)
+                        .map(|(m, position)| (s.id.as_str(), position, m))
+                })
+                .collect();
+            for rows in messages.chunks(ROWS_PER_INSERT) {
+                sqlx::QueryBuilder::new(
+                    "INSERT INTO messages (stream_id, position, role, content, body) ",
+                )
+                .push_values(rows, |mut row, (stream_id, position, m)| {
+                    row.push_bind(*stream_id)
+                        .push_bind(*position)
+                        .push_bind(&m.role)
+                        .push_bind(&m.content)
+                        .push_bind(&m.body);
+                })
+                .push(" ON CONFLICT (stream_id, position) DO NOTHING")
+                .build()
+                .execute(&mut *tx)
+                .await?;
+            }
+            for events in batch.events.chunks(ROWS_PER_INSERT) {
+                sqlx::QueryBuilder::new(
+                    "INSERT INTO events (stream_id, seq, kind, at_ms, payload) ",
+                )
+                .push_values(events, |mut row, e| {
+                    row.push_bind(&e.stream_id)
+                        .push_bind(e.seq)
+                        .push_bind(&e.kind)
+                        .push_bind(e.at_ms)
+                        .push_bind(&e.payload);
+                })
+                .push(" ON CONFLICT (stream_id, seq) DO NOTHING")
+                .build()
+                .execute(&mut *tx)
+                .await?;
+            }
+            for close in &batch.closes {
+                sqlx::query(
+                    "UPDATE streams SET status = $2, response_text = $3, finish_reason = $4, \
+                     error = $5, prompt_tokens = $6, completion_tokens = $7, total_tokens = $8, \
+                     ttft_ms = $9, duration_ms = $10, finished_at = $11 WHERE id = $1",
+                )
+                .bind(&close.stream_id)
+                .bind(close.status.as_str())
+                .bind(&close.response_text)
+                .bind(&close.finish_reason)
+                .bind(&close.error)
+                .bind(close.usage.prompt_tokens)
+                .bind(close.usage.completion_tokens)
+                .bind(close.usage.total_tokens)
+                .bind(close.ttft_ms)
+                .bind(close.duration_ms)
+                .bind(close.finished_at)
+                .execute(&mut *tx)
+                .await?;
+                if let Some(reply) = &close.reply {
+                    sqlx::query(
+                        "INSERT INTO messages (stream_id, position, role, content, body) \
+                         SELECT $1, COALESCE(MAX(position) + 1, 0), $2, $3, $4 \
+                         FROM messages WHERE stream_id = $1",
+                    )
+                    .bind(&close.stream_id)
+                    .bind(&reply.role)
+                    .bind(&reply.content)
+                    .bind(&reply.body)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+            }
+            tx.commit().await?;
+            Ok(())
+        })
+    }
+
+    /// Marks this instance's streams left `streaming` by a previous process as `interrupted`.
+    /// Only rows of the same `instance_id` are touched, so replicas sharing one PostgreSQL do
+    /// not close each other's live streams.
+    pub async fn mark_interrupted(&self) -> Result<u64, StoreError> {
+        let now = crate::clock::now_ms();
+        let instance_id = self.instance_id();
+        on_pool!(&self.pool, |pool| {
+            let done = sqlx::query(
+                "UPDATE streams SET status = 'interrupted', finished_at = $1, \
+                 error = 'the gateway stopped while the stream was open' \
+                 WHERE status = 'streaming' AND instance_id = $2",
+            )
+            .bind(now)
+            .bind(instance_id)
+            .execute(pool)
+            .await?;
+            Ok(done.rows_affected())
+        })
+    }
+
+    /// The stream's row, if it exists.
+    pub async fn stream(&self, id: &str) -> Result<Option<StreamRow>, StoreError> {
+        on_pool!(&self.pool, |pool| {
+            Ok(sqlx::query_as("SELECT * FROM streams WHERE id = $1")
+                .bind(id)
+                .fetch_optional(pool)
+                .await?)
+        })
+    }
+
+    /// The stream's messages in conversation order (the reply last).
+    pub async fn stream_messages(&self, id: &str) -> Result<Vec<MessageRow>, StoreError> {
+        on_pool!(&self.pool, |pool| {
+            Ok(sqlx::query_as(
+                "SELECT position, role, content, body FROM messages \
+                 WHERE stream_id = $1 ORDER BY position",
+            )
+            .bind(id)
+            .fetch_all(pool)
+            .await?)
+        })
+    }
+
+    /// The stream's events in sequence order.
+    pub async fn stream_events(&self, id: &str) -> Result<Vec<EventRow>, StoreError> {
+        on_pool!(&self.pool, |pool| {
+            Ok(sqlx::query_as(
+                "SELECT seq, kind, at_ms, payload FROM events WHERE stream_id = $1 ORDER BY seq",
+            )
+            .bind(id)
+            .fetch_all(pool)
+            .await?)
+        })
+    }
+}
