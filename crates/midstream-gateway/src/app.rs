@@ -41,7 +41,10 @@ pub fn app(state: AppState, inflight: InflightConfig) -> Router {
         )
         .route("/v1/models", get(models::list))
         .route("/v1/streams/{id}", get(streams::get))
-        .route_layer(middleware::from_fn_with_state(state.auth.clone(), auth::require_key));
+        .route_layer(middleware::from_fn_with_state(
+            state.auth.clone(),
+            auth::require_key,
+        ));
     let web_dir = state.config.web_dir.clone();
     let web = ServeDir::new(&web_dir).fallback(ServeFile::new(web_dir.join("index.html")));
     let cors = cors(&state);
@@ -67,10 +70,10 @@ pub fn app(state: AppState, inflight: InflightConfig) -> Router {
 }
 
 fn request_span(request: &Request) -> tracing::Span {
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or_else(|| request.uri().path().to_owned(), |p| p.as_str().to_owned());
+    let route = request.extensions().get::<MatchedPath>().map_or_else(
+        || request.uri().path().to_owned(),
+        |p| p.as_str().to_owned(),
+    );
     let request_id = request
         .headers()
         .get(REQUEST_ID)

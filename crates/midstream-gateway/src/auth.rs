@@ -67,22 +67,36 @@ impl Auth {
         let secret = headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+            .and_then(|v| {
+                v.strip_prefix("Bearer ")
+                    .or_else(|| v.strip_prefix("bearer "))
+            })
             .map(str::trim)
             .filter(|s| !s.is_empty())
             .ok_or(ApiError::Unauthorized)?;
         let hash = midstream_store::hash_secret(secret);
         if let Some(id) = cache.get(&hash) {
-            return Ok(Caller { key_id: Some(id.to_string()) });
+            return Ok(Caller {
+                key_id: Some(id.to_string()),
+            });
         }
-        let key = store.active_api_key(secret).await?.ok_or(ApiError::Unauthorized)?;
+        let key = store
+            .active_api_key(secret)
+            .await?
+            .ok_or(ApiError::Unauthorized)?;
         cache.insert(hash, key.id.as_str().into());
-        Ok(Caller { key_id: Some(key.id) })
+        Ok(Caller {
+            key_id: Some(key.id),
+        })
     }
 }
 
 /// Middleware: authenticates, or answers 401 in OpenAI's shape.
-pub async fn require_key(State(auth): State<Arc<Auth>>, mut request: Request, next: Next) -> Response {
+pub async fn require_key(
+    State(auth): State<Arc<Auth>>,
+    mut request: Request,
+    next: Next,
+) -> Response {
     match auth.authenticate(request.headers()).await {
         Ok(caller) => {
             request.extensions_mut().insert(caller);

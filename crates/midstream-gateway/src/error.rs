@@ -7,9 +7,10 @@
 use std::time::Duration;
 
 use axum::response::{IntoResponse, Response};
-use bytes::Bytes;
-use http::{HeaderMap, HeaderValue, StatusCode, header};
+use http::{HeaderValue, StatusCode, header};
 use serde::Serialize;
+
+use crate::upstream::ErrorReply;
 
 /// OpenAI's error object.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -83,16 +84,10 @@ pub enum ApiError {
         /// Whether a retry might succeed (`x-should-retry`).
         retryable: bool,
     },
-    /// The upstream answered 4xx: its status and body are passed through.
-    #[error("upstream answered {status}")]
-    UpstreamRejected {
-        /// The upstream's status.
-        status: StatusCode,
-        /// The upstream's body, verbatim when it is JSON.
-        body: Bytes,
-        /// Headers worth passing on (`retry-after`, rate-limit headers).
-        headers: HeaderMap,
-    },
+    /// The upstream answered 4xx: its status, body (verbatim when JSON) and `retry-after`
+    /// and rate-limit headers are passed through.
+    #[error("upstream answered {}", .0.status)]
+    UpstreamRejected(Box<ErrorReply>),
     /// The database is unreachable (503).
     #[error("database unavailable")]
     StoreUnavailable(#[source] midstream_store::StoreError),
@@ -103,7 +98,11 @@ pub enum ApiError {
 
 impl ApiError {
     /// A 400 with a field name.
-    pub fn bad_request(code: &'static str, message: impl Into<String>, param: Option<&str>) -> Self {
+    pub fn bad_request(
+        code: &'static str,
+        message: impl Into<String>,
+        param: Option<&str>,
+    ) -> Self {
         ApiError::BadRequest {
             message: message.into(),
             param: param.map(str::to_owned),
@@ -123,7 +122,7 @@ impl ApiError {
                 StatusCode::SERVICE_UNAVAILABLE
             }
             ApiError::UpstreamFailed { .. } => StatusCode::BAD_GATEWAY,
-            ApiError::UpstreamRejected { status, .. } => *status,
+            ApiError::UpstreamRejected(reply) => reply.status,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -131,23 +130,36 @@ impl ApiError {
     /// The OpenAI error object for this error (what a client sees).
     pub fn body(&self) -> ErrorBody {
         let (kind, code, param) = match self {
-            ApiError::BadRequest { code, param, .. } => ("invalid_request_error", Some(*code), param.clone()),
+            ApiError::BadRequest { code, param, .. } => {
+                ("invalid_request_error", Some(*code), param.clone())
+            }
             ApiError::Unauthorized => ("authentication_error", Some("invalid_api_key"), None),
             ApiError::NotFound { code, .. } => ("invalid_request_error", Some(*code), None),
-            ApiError::MethodNotAllowed => ("invalid_request_error", Some("method_not_allowed"), None),
-            ApiError::PayloadTooLarge { .. } => ("invalid_request_error", Some("request_too_large"), None),
+            ApiError::MethodNotAllowed => {
+                ("invalid_request_error", Some("method_not_allowed"), None)
+            }
+            ApiError::PayloadTooLarge { .. } => {
+                ("invalid_request_error", Some("request_too_large"), None)
+            }
             ApiError::Overloaded { .. } => ("server_error", Some("overloaded"), None),
-            ApiError::UpstreamFailed { .. } | ApiError::UpstreamRejected { .. } => {
+            ApiError::UpstreamFailed { .. } | ApiError::UpstreamRejected(_) => {
                 ("upstream_error", Some("upstream_error"), None)
             }
             ApiError::StoreUnavailable(_) => ("server_error", Some("database_unavailable"), None),
             ApiError::Internal(_) => ("server_error", Some("internal_error"), None),
         };
         let message = match self {
-            ApiError::Internal(_) => "the gateway failed unexpectedly; the error was logged".to_owned(),
+            ApiError::Internal(_) => {
+                "the gateway failed unexpectedly; the error was logged".to_owned()
+            }
             other => other.to_string(),
         };
-        ErrorBody { message, kind, code, param }
+        ErrorBody {
+            message,
+            kind,
+            code,
+            param,
+        }
     }
 }
 
@@ -158,16 +170,26 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
         let mut response = match &self {
-            ApiError::UpstreamRejected { body, headers, .. } => {
+            ApiError::UpstreamRejected(reply) => {
+                let ErrorReply { body, headers, .. } = reply.as_ref();
                 let is_json = serde_json::from_slice::<serde::de::IgnoredAny>(body).is_ok();
                 let mut response = if is_json {
-                    ([(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], body.clone())
+                    (
+                        [(
+                            header::CONTENT_TYPE,
+                            HeaderValue::from_static("application/json"),
+                        )],
+                        body.clone(),
+                    )
                         .into_response()
                 } else {
                     json_response(&ErrorBody {
                         message: format!(
                             "upstream answered {status}: {}",
-                            String::from_utf8_lossy(body).chars().take(500).collect::<String>()
+                            String::from_utf8_lossy(body)
+                                .chars()
+                                .take(500)
+                                .collect::<String>()
                         ),
                         kind: "upstream_error",
                         code: Some("upstream_error"),
@@ -183,7 +205,10 @@ impl IntoResponse for ApiError {
         let headers = response.headers_mut();
         match &self {
             ApiError::Overloaded { .. } => {
-                headers.insert(header::RETRY_AFTER, HeaderValue::from(OVERLOADED_RETRY_AFTER.as_secs()));
+                headers.insert(
+                    header::RETRY_AFTER,
+                    HeaderValue::from(OVERLOADED_RETRY_AFTER.as_secs()),
+                );
             }
             ApiError::UpstreamFailed { retryable, .. } => {
                 headers.insert(
@@ -197,16 +222,26 @@ impl IntoResponse for ApiError {
             _ => {}
         }
         if status.is_server_error() {
-            response.extensions_mut().insert(ErrorDetail(format!("{self:#}")));
+            response
+                .extensions_mut()
+                .insert(ErrorDetail(format!("{self:#}")));
         }
         response
     }
 }
 
 fn json_response(body: &ErrorBody) -> Response {
-    let bytes = serde_json::to_vec(&ErrorEnvelope { error: body })
-        .unwrap_or_else(|_| br#"{"error":{"message":"error","type":"server_error","code":null,"param":null}}"#.to_vec());
-    ([(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], bytes).into_response()
+    let bytes = serde_json::to_vec(&ErrorEnvelope { error: body }).unwrap_or_else(|_| {
+        br#"{"error":{"message":"error","type":"server_error","code":null,"param":null}}"#.to_vec()
+    });
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        bytes,
+    )
+        .into_response()
 }
 
 impl From<midstream_store::StoreError> for ApiError {
@@ -217,6 +252,9 @@ impl From<midstream_store::StoreError> for ApiError {
 
 #[cfg(test)]
 mod tests {
+    use bytes::Bytes;
+    use http::HeaderMap;
+
     use super::*;
 
     async fn body_json(response: Response) -> serde_json::Value {
@@ -228,7 +266,8 @@ mod tests {
 
     #[tokio::test]
     async fn errors_have_openai_shape_and_status() {
-        let response = ApiError::bad_request("invalid_json", "bad", Some("messages")).into_response();
+        let response =
+            ApiError::bad_request("invalid_json", "bad", Some("messages")).into_response();
         assert_eq!(response.status(), StatusCode::BAD_REQUEST);
         assert_eq!(
             body_json(response).await,
@@ -240,7 +279,11 @@ mod tests {
     async fn internal_errors_hide_their_cause_from_the_client() {
         let response = ApiError::Internal("secret path /etc/x".into()).into_response();
         assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
-        let detail = response.extensions().get::<ErrorDetail>().cloned().expect("detail");
+        let detail = response
+            .extensions()
+            .get::<ErrorDetail>()
+            .cloned()
+            .expect("detail");
         assert!(detail.0.contains("/etc/x"));
         let body = body_json(response).await;
         assert!(!body.to_string().contains("/etc/x"));
@@ -251,15 +294,18 @@ mod tests {
         let mut headers = HeaderMap::new();
         headers.insert(header::RETRY_AFTER, HeaderValue::from_static("7"));
         let body = Bytes::from_static(br#"{"error":{"message":"slow down","type":"rate_limit"}}"#);
-        let response = ApiError::UpstreamRejected {
+        let response = ApiError::UpstreamRejected(Box::new(ErrorReply {
+            upstream: "default".into(),
             status: StatusCode::TOO_MANY_REQUESTS,
             body: body.clone(),
             headers,
-        }
+        }))
         .into_response();
         assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
         assert_eq!(response.headers()[header::RETRY_AFTER], "7");
-        let bytes = axum::body::to_bytes(response.into_body(), 1 << 20).await.expect("body");
+        let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
+            .await
+            .expect("body");
         assert_eq!(bytes, body);
     }
 }

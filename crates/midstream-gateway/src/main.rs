@@ -20,6 +20,9 @@ enum Command {
     /// Run the gateway (the default). Configuration comes from the environment, `.env` and
     /// `midstream.toml`; see `.env.example`.
     Serve,
+    /// Check that a running gateway is ready (GET /readyz on MIDSTREAM_ADDR); exit 0 if so.
+    /// For container health checks, which then need no curl in the image.
+    Probe,
     /// Manage API keys (stored hashed in DATABASE_URL).
     Keys {
         #[command(subcommand)]
@@ -66,6 +69,7 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match cli.command.unwrap_or(Command::Serve) {
             Command::Serve => serve(config).await,
+            Command::Probe => probe(&config).await,
             Command::Keys { action } => keys(config, action).await,
         }
     });
@@ -82,7 +86,31 @@ fn main() -> ExitCode {
 async fn serve(config: Config) -> Result<(), String> {
     let gateway = Gateway::build(config).await.map_err(|e| e.to_string())?;
     let listener = gateway.bind().await.map_err(|e| e.to_string())?;
-    gateway.serve(listener, shutdown_signal()).await.map_err(|e| e.to_string())
+    gateway
+        .serve(listener, shutdown_signal())
+        .await
+        .map_err(|e| e.to_string())
+}
+
+async fn probe(config: &Config) -> Result<(), String> {
+    let mut addr = config.addr;
+    if addr.ip().is_unspecified() {
+        addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+    }
+    let response = reqwest::Client::new()
+        .get(format!("http://{addr}/readyz"))
+        .timeout(std::time::Duration::from_secs(3))
+        .send()
+        .await
+        .map_err(|e| format!("probe: {addr} is not answering: {e}"))?;
+    if response.status().is_success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "probe: {addr} is not ready ({})",
+            response.status()
+        ))
+    }
 }
 
 async fn keys(config: Config, action: KeysAction) -> Result<(), String> {
@@ -97,7 +125,10 @@ async fn keys(config: Config, action: KeysAction) -> Result<(), String> {
     .map_err(|e| e.to_string())?;
     match action {
         KeysAction::Create { name } => {
-            let created = store.create_api_key(&name, rand::random()).await.map_err(|e| e.to_string())?;
+            let created = store
+                .create_api_key(&name, rand::random())
+                .await
+                .map_err(|e| e.to_string())?;
             println!("{}", created.secret);
             eprintln!(
                 "created key {} ({}); the secret above is shown only once. Restart the gateway if it was running without keys.",
@@ -106,7 +137,11 @@ async fn keys(config: Config, action: KeysAction) -> Result<(), String> {
         }
         KeysAction::List => {
             for key in store.list_api_keys().await.map_err(|e| e.to_string())? {
-                let state = if key.revoked_at.is_some() { "revoked" } else { "active" };
+                let state = if key.revoked_at.is_some() {
+                    "revoked"
+                } else {
+                    "active"
+                };
                 println!("{}\t{}\t{}…\t{state}", key.id, key.name, key.prefix);
             }
         }

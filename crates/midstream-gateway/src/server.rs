@@ -67,6 +67,8 @@ impl Gateway {
     /// Opens the store (running migrations and marking interrupted streams), chooses the auth
     /// mode, starts the recorder and builds the upstream clients.
     pub async fn build(config: Config) -> Result<Gateway, StartError> {
+        // Install the metrics recorder before anything records a metric.
+        crate::telemetry::prometheus::handle();
         let store = Store::connect(
             &config.database_url,
             StoreOptions {
@@ -77,10 +79,15 @@ impl Gateway {
         .await?;
         let interrupted = store.mark_interrupted().await?;
         if interrupted > 0 {
-            tracing::warn!(streams = interrupted, "marked streams left open by a previous run as interrupted");
+            tracing::warn!(
+                streams = interrupted,
+                "marked streams left open by a previous run as interrupted"
+            );
         }
         for secret in &config.api_keys {
-            store.import_api_key("MIDSTREAM_API_KEYS", secret.expose()).await?;
+            store
+                .import_api_key("MIDSTREAM_API_KEYS", secret.expose())
+                .await?;
         }
         let auth = if store.count_active_api_keys().await? > 0 {
             Auth::keys(store.clone())
@@ -121,7 +128,11 @@ impl Gateway {
             router: Arc::new(router),
             auth: Arc::new(auth),
         };
-        Ok(Gateway { state, inflight, tracker })
+        Ok(Gateway {
+            state,
+            inflight,
+            tracker,
+        })
     }
 
     /// The shared state (for tests that inspect the store).
@@ -132,12 +143,22 @@ impl Gateway {
     /// Binds the configured address.
     pub async fn bind(&self) -> Result<TcpListener, StartError> {
         let addr = self.state.config.addr;
-        TcpListener::bind(addr).await.map_err(|source| StartError::Bind { addr, source })
+        TcpListener::bind(addr)
+            .await
+            .map_err(|source| StartError::Bind { addr, source })
     }
 
     /// Serves until `shutdown` resolves, then stops gracefully (see the module docs).
-    pub async fn serve(self, listener: TcpListener, shutdown: impl Future<Output = ()> + Send) -> Result<(), StartError> {
-        let Gateway { state, inflight, tracker } = self;
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send,
+    ) -> Result<(), StartError> {
+        let Gateway {
+            state,
+            inflight,
+            tracker,
+        } = self;
         let grace = state.config.timeouts.shutdown_grace;
         let recorder = state.recorder.clone();
         let cut_streams = inflight.shutdown.clone();
@@ -146,7 +167,8 @@ impl Gateway {
         if let Ok(addr) = listener.local_addr() {
             tracing::info!("listening on http://{addr}");
         }
-        let serve = axum::serve(listener, app).with_graceful_shutdown(stop_accepting.clone().cancelled_owned());
+        let serve = axum::serve(listener, app)
+            .with_graceful_shutdown(stop_accepting.clone().cancelled_owned());
         let mut serve = std::pin::pin!(serve.into_future());
         let result = tokio::select! {
             result = &mut serve => result,
@@ -163,7 +185,10 @@ impl Gateway {
                 }
             }
         };
-        if !tokio::time::timeout(FLUSH_DEADLINE, recorder.flush()).await.unwrap_or(false) {
+        if !tokio::time::timeout(FLUSH_DEADLINE, recorder.flush())
+            .await
+            .unwrap_or(false)
+        {
             tracing::error!("the recorder could not flush everything before exit");
         }
         drop(recorder);

@@ -24,6 +24,8 @@ mod error;
 mod pool;
 mod recorder;
 mod streams;
+#[cfg(any(test, feature = "test-support"))]
+pub mod testing;
 
 use std::sync::Arc;
 
@@ -33,8 +35,8 @@ pub use error::StoreError;
 pub use pool::Backend;
 pub use recorder::{OpenReceipt, Recorder, RecorderConfig, metric};
 pub use streams::{
-    EventRow, MessageRow, NewMessage, NewStream, StreamClose, StreamEvent, StreamRow,
-    StreamStatus, Usage,
+    EventRow, MessageRow, NewMessage, NewStream, StreamClose, StreamEvent, StreamRow, StreamStatus,
+    Usage,
 };
 
 use pool::{Pool, on_pool};

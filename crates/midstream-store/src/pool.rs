@@ -92,7 +92,9 @@ pub(crate) async fn connect(url: &str, max_connections: u32) -> Result<Pool, Sto
                 .acquire_timeout(ACQUIRE_TIMEOUT)
                 .connect_with(options)
                 .await?;
-            sqlx::migrate!("../../migrations/postgres").run(&pool).await?;
+            sqlx::migrate!("../../migrations/postgres")
+                .run(&pool)
+                .await?;
             Ok(Pool::Postgres(pool))
         }
     }
@@ -116,10 +118,22 @@ mod tests {
 
     #[test]
     fn backend_is_chosen_by_scheme() {
-        assert_eq!(Backend::of_url("sqlite://data/x.db").ok(), Some(Backend::Sqlite));
-        assert_eq!(Backend::of_url("sqlite::memory:").ok(), Some(Backend::Sqlite));
-        assert_eq!(Backend::of_url("postgres://u@h/db").ok(), Some(Backend::Postgres));
-        assert_eq!(Backend::of_url("postgresql://u@h/db").ok(), Some(Backend::Postgres));
+        assert_eq!(
+            Backend::of_url("sqlite://data/x.db").ok(),
+            Some(Backend::Sqlite)
+        );
+        assert_eq!(
+            Backend::of_url("sqlite::memory:").ok(),
+            Some(Backend::Sqlite)
+        );
+        assert_eq!(
+            Backend::of_url("postgres://u@h/db").ok(),
+            Some(Backend::Postgres)
+        );
+        assert_eq!(
+            Backend::of_url("postgresql://u@h/db").ok(),
+            Some(Backend::Postgres)
+        );
         assert!(matches!(
             Backend::of_url("mysql://h/db"),
             Err(StoreError::UnsupportedUrl(_))

@@ -42,13 +42,21 @@ impl Env for HashMap<&str, &str> {
 /// Typed reads with one-line errors that name the variable.
 pub(crate) trait EnvExt: Env {
     /// Parses the variable, or returns `default` when unset.
-    fn parse_or<T>(&self, key: &'static str, default: T, expected: &'static str) -> Result<T, ConfigError>
+    fn parse_or<T>(
+        &self,
+        key: &'static str,
+        default: T,
+        expected: &'static str,
+    ) -> Result<T, ConfigError>
     where
         T: FromStr,
     {
         match self.get(key) {
             None => Ok(default),
-            Some(raw) => raw.trim().parse().map_err(|_| ConfigError::invalid(key, &raw, expected)),
+            Some(raw) => raw
+                .trim()
+                .parse()
+                .map_err(|_| ConfigError::invalid(key, &raw, expected)),
         }
     }
 

@@ -26,8 +26,8 @@ use std::time::Duration;
 use http::HeaderValue;
 use midstream_store::RecorderConfig;
 
-pub use env::{Env, ProcessEnv};
 use env::EnvExt;
+pub use env::{Env, ProcessEnv};
 pub use file::FileConfig;
 
 /// Why the configuration is invalid: one line naming the key.
@@ -252,13 +252,13 @@ impl Config {
         };
         let upstreams = upstreams(env, &file)?;
         let models = models(&file, &upstreams)?;
-        let model_tools = file.model_tools.map_or_else(ModelToolsConfig::default, |t| {
-            ModelToolsConfig {
+        let model_tools = file
+            .model_tools
+            .map_or_else(ModelToolsConfig::default, |t| ModelToolsConfig {
                 owned: t.owned,
                 continue_with_results: t.continue_with_results,
                 max_steps: t.max_steps.unwrap_or(3),
-            }
-        });
+            });
         let intents_file = match env.get("MIDSTREAM_INTENTS") {
             Some(path) => Some(PathBuf::from(path)),
             None => Some(PathBuf::from(DEFAULT_INTENTS_FILE)).filter(|p| p.exists()),
@@ -274,7 +274,9 @@ impl Config {
                 .map_err(|_| {
                     ConfigError::invalid("MIDSTREAM_DB_MAX_CONNECTIONS", "", "at most 4294967295")
                 })?,
-            instance_id: env.get("MIDSTREAM_INSTANCE_ID").unwrap_or_else(default_instance_id),
+            instance_id: env
+                .get("MIDSTREAM_INSTANCE_ID")
+                .unwrap_or_else(default_instance_id),
             log_format: match env.get("MIDSTREAM_LOG_FORMAT").as_deref() {
                 None | Some("pretty") => LogFormat::Pretty,
                 Some("json") => LogFormat::Json,
@@ -323,7 +325,10 @@ impl Config {
                 .map(Secret::new)
                 .collect(),
             cors_origins: cors_origins(env)?,
-            web_dir: PathBuf::from(env.get("MIDSTREAM_WEB_DIR").unwrap_or_else(|| "web".to_owned())),
+            web_dir: PathBuf::from(
+                env.get("MIDSTREAM_WEB_DIR")
+                    .unwrap_or_else(|| "web".to_owned()),
+            ),
             intents_file,
             file: FileConfigSummary {
                 path: file_path,
@@ -424,7 +429,10 @@ fn base_url(key: &str, raw: &str) -> Result<String, ConfigError> {
     }
 }
 
-fn models(file: &FileConfig, upstreams: &Upstreams) -> Result<BTreeMap<String, ModelRoute>, ConfigError> {
+fn models(
+    file: &FileConfig,
+    upstreams: &Upstreams,
+) -> Result<BTreeMap<String, ModelRoute>, ConfigError> {
     file.models
         .iter()
         .map(|(alias, route)| {
@@ -495,8 +503,7 @@ mod tests {
     use super::*;
 
     fn load(pairs: &[(&'static str, &'static str)]) -> Result<Config, ConfigError> {
-        let mut env: HashMap<&str, &str> = pairs.iter().copied().collect();
-        env.entry("MIDSTREAM_CONFIG").or_insert("/nonexistent/midstream.toml");
+        let env: HashMap<&str, &str> = pairs.iter().copied().collect();
         Config::load(&env)
     }
 
@@ -514,13 +521,41 @@ mod tests {
     #[test]
     fn an_invalid_value_names_its_key_in_one_line() {
         let cases: &[(&str, &str, &str)] = &[
-            ("MIDSTREAM_ADDR", "localhost", "MIDSTREAM_ADDR: \"localhost\" is not a socket address"),
-            ("DATABASE_URL", "mysql://x", "DATABASE_URL: \"mysql://x\" is not a sqlite"),
-            ("UPSTREAM_BASE_URL", "ftp://x", "UPSTREAM_BASE_URL: \"ftp://x\" is not an http"),
-            ("MIDSTREAM_LOG_FORMAT", "xml", "MIDSTREAM_LOG_FORMAT: \"xml\" is not `pretty` or `json`"),
-            ("MIDSTREAM_MAX_STREAMS", "0", "MIDSTREAM_MAX_STREAMS: \"0\" is not a positive integer"),
-            ("MIDSTREAM_RECORDER_FLUSH_MS", "soon", "MIDSTREAM_RECORDER_FLUSH_MS: \"soon\" is not"),
-            ("MIDSTREAM_CORS_ORIGINS", "not a url", "MIDSTREAM_CORS_ORIGINS: \"not a url\" is not"),
+            (
+                "MIDSTREAM_ADDR",
+                "localhost",
+                "MIDSTREAM_ADDR: \"localhost\" is not a socket address",
+            ),
+            (
+                "DATABASE_URL",
+                "mysql://x",
+                "DATABASE_URL: \"mysql://x\" is not a sqlite",
+            ),
+            (
+                "UPSTREAM_BASE_URL",
+                "ftp://x",
+                "UPSTREAM_BASE_URL: \"ftp://x\" is not an http",
+            ),
+            (
+                "MIDSTREAM_LOG_FORMAT",
+                "xml",
+                "MIDSTREAM_LOG_FORMAT: \"xml\" is not `pretty` or `json`",
+            ),
+            (
+                "MIDSTREAM_MAX_STREAMS",
+                "0",
+                "MIDSTREAM_MAX_STREAMS: \"0\" is not a positive integer",
+            ),
+            (
+                "MIDSTREAM_RECORDER_FLUSH_MS",
+                "soon",
+                "MIDSTREAM_RECORDER_FLUSH_MS: \"soon\" is not",
+            ),
+            (
+                "MIDSTREAM_CORS_ORIGINS",
+                "not a url",
+                "MIDSTREAM_CORS_ORIGINS: \"not a url\" is not",
+            ),
         ];
         for (key, value, expected) in cases {
             let error = load(&[(key, value)]).expect_err(key).to_string();
@@ -546,8 +581,11 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("midstream-config-{}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("temp dir");
         let path = dir.join("bad.toml");
-        std::fs::write(&path, "[models]\nfast = { upstream = \"nowhere\", model = \"m\" }\n")
-            .expect("write");
+        std::fs::write(
+            &path,
+            "[models]\nfast = { upstream = \"nowhere\", model = \"m\" }\n",
+        )
+        .expect("write");
         let error = Config::load(&HashMap::from([(
             "MIDSTREAM_CONFIG",
             path.to_str().expect("utf-8"),
@@ -558,8 +596,11 @@ mod tests {
             "midstream.toml: models.fast.upstream: no upstream named \"nowhere\" is configured"
         );
 
-        std::fs::write(&path, "[upstreams.openai]\nbase_url = \"https://x\"\ncolour = 1\n")
-            .expect("write");
+        std::fs::write(
+            &path,
+            "[upstreams.openai]\nbase_url = \"https://x\"\ncolour = 1\n",
+        )
+        .expect("write");
         let error = Config::load(&HashMap::from([(
             "MIDSTREAM_CONFIG",
             path.to_str().expect("utf-8"),
@@ -568,5 +609,58 @@ mod tests {
         .to_string();
         assert!(error.contains("unknown field `colour`"), "{error}");
         assert!(!error.contains('\n'), "{error}");
+    }
+
+    #[test]
+    fn the_example_file_is_valid() {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../config/midstream.example.toml"
+        );
+        let config = Config::load(&HashMap::from([
+            ("MIDSTREAM_CONFIG", path),
+            ("OPENAI_API_KEY", "sk-x"),
+        ]))
+        .expect("the example midstream.toml is valid");
+        assert_eq!(
+            config.models["fast"],
+            ModelRoute {
+                upstream: "openai".into(),
+                model: "gpt-4o-mini".into()
+            }
+        );
+    }
+
+    /// Every variable this module reads is documented in `.env.example`, and every documented
+    /// default is accepted as-is (the file can be copied to `.env` unchanged).
+    #[test]
+    fn env_example_documents_every_variable() {
+        let example = include_str!("../../../../.env.example");
+        let source = include_str!("mod.rs");
+        let mut read: Vec<&str> = source
+            .split('"')
+            .filter(|s| {
+                (s.len() > "MIDSTREAM_".len()
+                    && s.starts_with("MIDSTREAM_")
+                    && s.chars().all(|c| c.is_ascii_uppercase() || c == '_'))
+                    || ["DATABASE_URL", "UPSTREAM_BASE_URL", "OPENAI_API_KEY"].contains(s)
+            })
+            .collect();
+        read.sort_unstable();
+        read.dedup();
+        assert!(read.len() > 20, "{read:?}");
+        for key in read {
+            assert!(
+                example.lines().any(|l| l.starts_with(&format!("{key}="))),
+                "{key} is not in .env.example"
+            );
+        }
+        let documented: HashMap<&str, &str> = example
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .filter_map(|l| l.split_once('='))
+            .filter(|(key, _)| *key != "MIDSTREAM_CONFIG")
+            .collect();
+        Config::load(&documented).expect("the documented defaults are valid");
     }
 }

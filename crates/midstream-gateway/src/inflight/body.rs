@@ -86,7 +86,12 @@ struct Timers {
 
 impl InflightBody {
     /// Wraps an upstream body according to a stream plan.
-    pub fn new(upstream: Body, plan: StreamPlan, analysis: StreamAnalysis, config: &InflightConfig) -> InflightBody {
+    pub fn new(
+        upstream: Body,
+        plan: StreamPlan,
+        analysis: StreamAnalysis,
+        config: &InflightConfig,
+    ) -> InflightBody {
         let now = Instant::now();
         let StreamPlan {
             record,
@@ -115,7 +120,9 @@ impl InflightBody {
             saw_finish: false,
             upstream_error: None,
             timers: Timers {
-                tick: Box::pin(tokio::time::sleep(config.keepalive.min(config.upstream_idle))),
+                tick: Box::pin(tokio::time::sleep(
+                    config.keepalive.min(config.upstream_idle),
+                )),
                 keepalive: config.keepalive,
                 idle_limit: config.upstream_idle,
                 last_upstream: now,
@@ -146,12 +153,10 @@ impl InflightBody {
     fn on_frame(&mut self, frame: Bytes) {
         match frame_data(&frame) {
             FrameKind::Data(b"[DONE]") => self.saw_done = true,
-            FrameKind::Data(payload) => {
-                match crate::protocol::chunk::span_in(&frame, payload) {
-                    Some(range) => self.on_chunk(&frame, range),
-                    None => self.out.push_back(frame.clone()),
-                }
-            }
+            FrameKind::Data(payload) => match crate::protocol::chunk::span_in(&frame, payload) {
+                Some(range) => self.on_chunk(&frame, range),
+                None => self.out.push_back(frame.clone()),
+            },
             FrameKind::MultiData(_) | FrameKind::NoData => self.out.push_back(frame),
         }
     }
@@ -166,10 +171,10 @@ impl InflightBody {
             self.upstream_error = Some(error.get().to_owned());
         }
         let first_chunk = self.meta.is_none();
-        if first_chunk {
-            if let (Some(id), Some(created), Some(model)) = (chunk.id, chunk.created, chunk.model) {
-                self.meta = Some(ChunkMeta::from_raw(id, created, model));
-            }
+        if let (true, Some(id), Some(created), Some(model)) =
+            (first_chunk, chunk.id, chunk.created, chunk.model)
+        {
+            self.meta = Some(ChunkMeta::from_raw(id, created, model));
         }
         if let Some(usage) = chunk.usage {
             self.record.usage(usage);
@@ -192,7 +197,10 @@ impl InflightBody {
         }
         if let Some(reason) = finish {
             self.saw_finish = true;
-            let meta = self.meta.clone().unwrap_or_else(|| self.fallback_meta.clone());
+            let meta = self
+                .meta
+                .clone()
+                .unwrap_or_else(|| self.fallback_meta.clone());
             if let Some(tail) = self.analysis.on_finish(&mut self.record) {
                 // Text held back for a redaction, released now, before the finish frame.
                 let last = self.out.pop_back();
@@ -215,7 +223,9 @@ impl InflightBody {
             }
             match &self.meta {
                 Some(meta) => self.out.push_back(meta.event_json(&payload)),
-                None => self.early_events.push(self.fallback_meta.event_json(&payload)),
+                None => self
+                    .early_events
+                    .push(self.fallback_meta.event_json(&payload)),
             }
         }
         if let Some(stop) = self.analysis.take_stop() {
@@ -225,7 +235,10 @@ impl InflightBody {
 
     /// A `stop` rule matched: finish with `content_filter` and drop the upstream.
     fn stop(&mut self, reason: &'static str) {
-        let meta = self.meta.clone().unwrap_or_else(|| self.fallback_meta.clone());
+        let meta = self
+            .meta
+            .clone()
+            .unwrap_or_else(|| self.fallback_meta.clone());
         self.out.push_back(meta.finish_reason(reason));
         self.record.finish_reason(reason);
         self.saw_finish = true;
@@ -252,7 +265,10 @@ impl InflightBody {
         }
         if !self.saw_finish {
             if let Some(tail) = self.analysis.on_finish(&mut self.record) {
-                let meta = self.meta.clone().unwrap_or_else(|| self.fallback_meta.clone());
+                let meta = self
+                    .meta
+                    .clone()
+                    .unwrap_or_else(|| self.fallback_meta.clone());
                 self.out.push_back(meta.content(&tail));
             }
             self.queue_events();
@@ -294,7 +310,10 @@ impl InflightBody {
                 code: Some("shutting_down"),
                 param: None,
             }));
-            self.record.close(StreamStatus::Interrupted, Some("the gateway shut down".to_owned()));
+            self.record.close(
+                StreamStatus::Interrupted,
+                Some("the gateway shut down".to_owned()),
+            );
             self.upstream = Body::empty();
             self.analysis.cancel();
             self.phase = Phase::Done;
@@ -308,7 +327,10 @@ impl InflightBody {
         if streaming && now.duration_since(self.timers.last_upstream) >= self.timers.idle_limit {
             metrics::counter!(metric::UPSTREAM_ERRORS, "kind" => "idle").increment(1);
             self.fail(
-                format!("the upstream sent nothing for {} s", self.timers.idle_limit.as_secs()),
+                format!(
+                    "the upstream sent nothing for {} s",
+                    self.timers.idle_limit.as_secs()
+                ),
                 "upstream_timeout",
             );
             return Poll::Ready(());
@@ -318,7 +340,11 @@ impl InflightBody {
             self.out.push_back(Bytes::from_static(authored::PING));
         }
         let idle_due = self.timers.last_upstream + self.timers.idle_limit;
-        let next = if now >= ping_due { now + self.timers.keepalive } else { ping_due };
+        let next = if now >= ping_due {
+            now + self.timers.keepalive
+        } else {
+            ping_due
+        };
         let next = if streaming { next.min(idle_due) } else { next };
         self.timers.tick.as_mut().reset(next.into());
         if self.out.is_empty() {
@@ -336,7 +362,10 @@ impl HttpBody for InflightBody {
     type Data = Bytes;
     type Error = Infallible;
 
-    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
         let this = &mut *self;
         loop {
             if let Some(bytes) = this.out.pop_front() {
@@ -365,8 +394,12 @@ impl HttpBody for InflightBody {
                             }
                         }
                         Poll::Ready(Some(Err(error))) => {
-                            metrics::counter!(metric::UPSTREAM_ERRORS, "kind" => "body").increment(1);
-                            this.fail(format!("the upstream connection failed: {error}"), "upstream_disconnected");
+                            metrics::counter!(metric::UPSTREAM_ERRORS, "kind" => "body")
+                                .increment(1);
+                            this.fail(
+                                format!("the upstream connection failed: {error}"),
+                                "upstream_disconnected",
+                            );
                         }
                         Poll::Ready(None) => this.on_upstream_end(),
                         Poll::Pending => ready!(this.poll_timers(cx)),

@@ -39,13 +39,21 @@ pub(super) async fn complete(
         Ok(bytes) => bytes,
         Err(message) => {
             record.close(StreamStatus::Failed, Some(message.clone()));
-            return ApiError::UpstreamFailed { message, retryable: true }.into_response();
+            return ApiError::UpstreamFailed {
+                message,
+                retryable: true,
+            }
+            .into_response();
         }
     };
     let Some(chunk) = ChunkView::parse(&upstream) else {
         let message = "the upstream's completion is not valid JSON".to_owned();
         record.close(StreamStatus::Failed, Some(message.clone()));
-        return ApiError::UpstreamFailed { message, retryable: false }.into_response();
+        return ApiError::UpstreamFailed {
+            message,
+            retryable: false,
+        }
+        .into_response();
     };
     if let Some(usage) = chunk.usage {
         record.usage(usage);
@@ -69,12 +77,17 @@ pub(super) async fn complete(
     let _committed = tokio::time::timeout(config.record_open_wait, row).await;
     record.close(StreamStatus::Completed, None);
     drop(permit);
-    let body = if inject_events { splice_events(&upstream, &events) } else { upstream };
+    let body = if inject_events {
+        splice_events(&upstream, &events)
+    } else {
+        upstream
+    };
     parts.headers.remove(header::CONTENT_LENGTH);
     parts.headers.remove(header::TRANSFER_ENCODING);
-    parts
-        .headers
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    parts.headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     Response::from_parts(parts, Body::from(body))
 }
 
@@ -91,8 +104,13 @@ fn splice_events(object: &Bytes, events: &[String]) -> Bytes {
     let Some(close) = object.iter().rposition(|b| *b == b'}') else {
         return object.clone();
     };
-    let empty_object = object[..close].iter().rev().find(|b| !b.is_ascii_whitespace()) == Some(&b'{');
-    let mut out = BytesMut::with_capacity(object.len() + 32 + events.iter().map(String::len).sum::<usize>());
+    let empty_object = object[..close]
+        .iter()
+        .rev()
+        .find(|b| !b.is_ascii_whitespace())
+        == Some(&b'{');
+    let mut out =
+        BytesMut::with_capacity(object.len() + 32 + events.iter().map(String::len).sum::<usize>());
     out.put_slice(&object[..close]);
     if !empty_object {
         out.put_u8(b',');
@@ -120,6 +138,9 @@ mod tests {
         assert_eq!(&out[..], &b"{\"id\":\"x\",\"weird\":  [1, 2],\"midstream\":{\"events\":[{\"type\":\"intent\"}]}}\n"[..]);
         let value: serde_json::Value = serde_json::from_slice(&out).expect("valid JSON");
         assert_eq!(value["midstream"]["events"][0]["type"], "intent");
-        assert_eq!(&splice_events(&Bytes::from_static(b"{ }"), &[])[..], b"{ \"midstream\":{\"events\":[]}}");
+        assert_eq!(
+            &splice_events(&Bytes::from_static(b"{ }"), &[])[..],
+            b"{ \"midstream\":{\"events\":[]}}"
+        );
     }
 }

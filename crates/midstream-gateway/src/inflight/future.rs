@@ -48,7 +48,11 @@ where
                 return completing.as_mut().poll(cx).map(Ok);
             }
             let response = ready!(this.inner.as_mut().poll(cx))?;
-            let Some(plan) = response.extensions().get::<PlanSlot>().and_then(PlanSlot::take) else {
+            let Some(plan) = response
+                .extensions()
+                .get::<PlanSlot>()
+                .and_then(PlanSlot::take)
+            else {
                 return Poll::Ready(Ok(response));
             };
             let (parts, body) = response.into_parts();
@@ -57,7 +61,13 @@ where
                 let body = InflightBody::new(body, *plan, analysis, this.config);
                 return Poll::Ready(Ok(Response::from_parts(parts, Body::new(body))));
             }
-            *this.completing = Some(Box::pin(complete::complete(parts, body, plan, analysis, this.config.clone())));
+            *this.completing = Some(Box::pin(complete::complete(
+                parts,
+                body,
+                plan,
+                analysis,
+                this.config.clone(),
+            )));
         }
     }
 }

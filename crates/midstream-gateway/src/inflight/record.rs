@@ -123,6 +123,9 @@ impl StreamRecord {
 
 impl Drop for StreamRecord {
     fn drop(&mut self) {
-        self.close(StreamStatus::Cancelled, Some("the client disconnected".to_owned()));
+        self.close(
+            StreamStatus::Cancelled,
+            Some("the client disconnected".to_owned()),
+        );
     }
 }

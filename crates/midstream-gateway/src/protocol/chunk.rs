@@ -11,8 +11,8 @@ use std::borrow::Cow;
 use std::fmt;
 use std::marker::PhantomData;
 
-use serde::de::{Deserializer, IgnoredAny, SeqAccess, Visitor};
 use serde::Deserialize;
+use serde::de::{Deserializer, IgnoredAny, SeqAccess, Visitor};
 use serde_json::value::RawValue;
 
 /// The parts of a chunk the gateway reads.
@@ -174,7 +174,8 @@ mod tests {
         assert_eq!(chunk.created.map(RawValue::get), Some("1727346178"));
         let message = chunk.message().expect("delta");
         assert_eq!(message.content_text().as_deref(), Some("Hel\"lo"));
-        let span = span_in(payload, message.content.expect("content").get().as_bytes()).expect("inside");
+        let span =
+            span_in(payload, message.content.expect("content").get().as_bytes()).expect("inside");
         assert_eq!(&payload[span], br#""Hel\"lo""#);
         assert_eq!(chunk.finish_reason(), None);
         assert!(chunk.usage.is_none());
@@ -186,7 +187,10 @@ mod tests {
             br#"{"choices":[{"index":1,"delta":{"content":"b"}},{"index":0,"delta":{"content":"a"},"finish_reason":"stop"}]}"#,
         )
         .expect("parses");
-        assert_eq!(chunk.message().and_then(|m| m.content_text()).as_deref(), Some("a"));
+        assert_eq!(
+            chunk.message().and_then(|m| m.content_text()).as_deref(),
+            Some("a")
+        );
         assert_eq!(chunk.finish_reason(), Some("stop"));
 
         let usage = ChunkView::parse(
@@ -206,12 +210,25 @@ mod tests {
 
     #[test]
     fn the_fixtures_parse() {
-        let fixtures = concat!(env!("CARGO_MANIFEST_DIR"), "/../midstream-testkit/fixtures/openai-streams");
-        for name in ["text.sse", "text-long.sse", "tool-call.sse", "tool-calls-parallel.sse", "refusal.sse", "logprobs.sse"] {
+        let fixtures = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../midstream-testkit/fixtures/openai-streams"
+        );
+        for name in [
+            "text.sse",
+            "text-long.sse",
+            "tool-call.sse",
+            "tool-calls-parallel.sse",
+            "refusal.sse",
+            "logprobs.sse",
+        ] {
             let text = std::fs::read_to_string(format!("{fixtures}/{name}")).expect("fixture");
             for line in text.lines().filter_map(|l| l.strip_prefix("data: ")) {
                 if line != "[DONE]" {
-                    assert!(ChunkView::parse(line.as_bytes()).is_some(), "{name}: {line}");
+                    assert!(
+                        ChunkView::parse(line.as_bytes()).is_some(),
+                        "{name}: {line}"
+                    );
                 }
             }
         }

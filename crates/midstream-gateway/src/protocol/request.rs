@@ -10,7 +10,14 @@ use serde_json::{Map, Value};
 use crate::error::ApiError;
 
 /// Roles OpenAI accepts in `messages`.
-const ROLES: &[&str] = &["system", "developer", "user", "assistant", "tool", "function"];
+const ROLES: &[&str] = &[
+    "system",
+    "developer",
+    "user",
+    "assistant",
+    "tool",
+    "function",
+];
 
 /// A validated request.
 #[derive(Debug, Clone)]
@@ -29,7 +36,11 @@ impl ChatRequest {
     /// Parses and validates a request body.
     pub fn parse(bytes: &[u8], max_messages: usize) -> Result<ChatRequest, ApiError> {
         let value: Value = serde_json::from_slice(bytes).map_err(|e| {
-            ApiError::bad_request("invalid_json", format!("the request body is not valid JSON: {e}"), None)
+            ApiError::bad_request(
+                "invalid_json",
+                format!("the request body is not valid JSON: {e}"),
+                None,
+            )
         })?;
         let Value::Object(body) = value else {
             return Err(ApiError::bad_request(
@@ -49,19 +60,31 @@ impl ChatRequest {
         let include_usage = match body.get("stream_options") {
             None | Some(Value::Null) => false,
             Some(Value::Object(options)) => optional_bool(options, "include_usage")
-                .map_err(|_| invalid("stream_options.include_usage", "`stream_options.include_usage` must be a boolean"))?
+                .map_err(|_| {
+                    invalid(
+                        "stream_options.include_usage",
+                        "`stream_options.include_usage` must be a boolean",
+                    )
+                })?
                 .unwrap_or(false),
-            Some(_) => return Err(invalid("stream_options", "`stream_options` must be an object")),
+            Some(_) => {
+                return Err(invalid(
+                    "stream_options",
+                    "`stream_options` must be an object",
+                ));
+            }
         };
-        if let Some(tools) = body.get("tools") {
-            if !tools.is_array() && !tools.is_null() {
-                return Err(invalid("tools", "`tools` must be an array"));
-            }
+        if body
+            .get("tools")
+            .is_some_and(|t| !t.is_array() && !t.is_null())
+        {
+            return Err(invalid("tools", "`tools` must be an array"));
         }
-        if let Some(n) = body.get("n") {
-            if !n.is_null() && n.as_u64().is_none_or(|n| n == 0) {
-                return Err(invalid("n", "`n` must be a positive integer"));
-            }
+        if body
+            .get("n")
+            .is_some_and(|n| !n.is_null() && n.as_u64().is_none_or(|n| n == 0))
+        {
+            return Err(invalid("n", "`n` must be a positive integer"));
         }
         Ok(ChatRequest {
             model,
@@ -120,24 +143,36 @@ fn validate_messages(messages: Option<&Value>, max: usize) -> Result<(), ApiErro
         None => return Err(missing("messages")),
     };
     if messages.is_empty() {
-        return Err(invalid("messages", "`messages` must contain at least one message"));
+        return Err(invalid(
+            "messages",
+            "`messages` must contain at least one message",
+        ));
     }
     if messages.len() > max {
         return Err(invalid(
             "messages",
-            &format!("`messages` has {} messages; the limit is {max}", messages.len()),
+            &format!(
+                "`messages` has {} messages; the limit is {max}",
+                messages.len()
+            ),
         ));
     }
     for (i, message) in messages.iter().enumerate() {
         let Value::Object(message) = message else {
-            return Err(invalid(&format!("messages[{i}]"), &format!("`messages[{i}]` must be an object")));
+            return Err(invalid(
+                &format!("messages[{i}]"),
+                &format!("`messages[{i}]` must be an object"),
+            ));
         };
         match message.get("role") {
             Some(Value::String(role)) if ROLES.contains(&role.as_str()) => {}
             Some(Value::String(role)) => {
                 return Err(invalid(
                     &format!("messages[{i}].role"),
-                    &format!("`messages[{i}].role` {role:?} is not one of {}", ROLES.join(", ")),
+                    &format!(
+                        "`messages[{i}].role` {role:?} is not one of {}",
+                        ROLES.join(", ")
+                    ),
                 ));
             }
             _ => {
@@ -173,7 +208,11 @@ fn invalid(param: &str, message: &str) -> ApiError {
 }
 
 fn missing(param: &str) -> ApiError {
-    ApiError::bad_request("missing_field", format!("`{param}` is required"), Some(param))
+    ApiError::bad_request(
+        "missing_field",
+        format!("`{param}` is required"),
+        Some(param),
+    )
 }
 
 #[cfg(test)]
@@ -196,7 +235,8 @@ mod tests {
         )
         .expect("valid");
         assert!(request.stream && request.include_usage);
-        let upstream: Value = serde_json::from_slice(&request.upstream_body("gpt-x")).expect("json");
+        let upstream: Value =
+            serde_json::from_slice(&request.upstream_body("gpt-x")).expect("json");
         assert_eq!(upstream["model"], "gpt-x");
         assert_eq!(upstream["reasoning_effort"], "low");
     }
@@ -206,19 +246,71 @@ mod tests {
         let cases = [
             ("{", None, "not valid JSON"),
             ("[]", None, "must be a JSON object"),
-            (r#"{"messages":[{"role":"user","content":"x"}]}"#, Some("model"), "`model` is required"),
-            (r#"{"model":3,"messages":[]}"#, Some("model"), "must be a string"),
-            (r#"{"model":"m"}"#, Some("messages"), "`messages` is required"),
-            (r#"{"model":"m","messages":"hi"}"#, Some("messages"), "must be an array"),
-            (r#"{"model":"m","messages":[]}"#, Some("messages"), "at least one"),
-            (r#"{"model":"m","messages":[1]}"#, Some("messages[0]"), "must be an object"),
-            (r#"{"model":"m","messages":[{"role":"boss"}]}"#, Some("messages[0].role"), "is not one of"),
-            (r#"{"model":"m","messages":[{"role":"user","content":5}]}"#, Some("messages[0].content"), "must be a string"),
-            (r#"{"model":"m","messages":[{"role":"user"}],"stream":"yes"}"#, Some("stream"), "must be a boolean"),
-            (r#"{"model":"m","messages":[{"role":"user"}],"stream_options":{"include_usage":1}}"#, Some("stream_options.include_usage"), "must be a boolean"),
-            (r#"{"model":"m","messages":[{"role":"user"}],"tools":{}}"#, Some("tools"), "must be an array"),
-            (r#"{"model":"m","messages":[{"role":"user"}],"n":0}"#, Some("n"), "positive integer"),
-            (r#"{"model":"m","messages":[{"role":"user"},{"role":"user"},{"role":"user"},{"role":"user"},{"role":"user"}]}"#, Some("messages"), "the limit is 4"),
+            (
+                r#"{"messages":[{"role":"user","content":"x"}]}"#,
+                Some("model"),
+                "`model` is required",
+            ),
+            (
+                r#"{"model":3,"messages":[]}"#,
+                Some("model"),
+                "must be a string",
+            ),
+            (
+                r#"{"model":"m"}"#,
+                Some("messages"),
+                "`messages` is required",
+            ),
+            (
+                r#"{"model":"m","messages":"hi"}"#,
+                Some("messages"),
+                "must be an array",
+            ),
+            (
+                r#"{"model":"m","messages":[]}"#,
+                Some("messages"),
+                "at least one",
+            ),
+            (
+                r#"{"model":"m","messages":[1]}"#,
+                Some("messages[0]"),
+                "must be an object",
+            ),
+            (
+                r#"{"model":"m","messages":[{"role":"boss"}]}"#,
+                Some("messages[0].role"),
+                "is not one of",
+            ),
+            (
+                r#"{"model":"m","messages":[{"role":"user","content":5}]}"#,
+                Some("messages[0].content"),
+                "must be a string",
+            ),
+            (
+                r#"{"model":"m","messages":[{"role":"user"}],"stream":"yes"}"#,
+                Some("stream"),
+                "must be a boolean",
+            ),
+            (
+                r#"{"model":"m","messages":[{"role":"user"}],"stream_options":{"include_usage":1}}"#,
+                Some("stream_options.include_usage"),
+                "must be a boolean",
+            ),
+            (
+                r#"{"model":"m","messages":[{"role":"user"}],"tools":{}}"#,
+                Some("tools"),
+                "must be an array",
+            ),
+            (
+                r#"{"model":"m","messages":[{"role":"user"}],"n":0}"#,
+                Some("n"),
+                "positive integer",
+            ),
+            (
+                r#"{"model":"m","messages":[{"role":"user"},{"role":"user"},{"role":"user"},{"role":"user"},{"role":"user"}]}"#,
+                Some("messages"),
+                "the limit is 4",
+            ),
         ];
         for (body, param, needle) in cases {
             let (message, got_param) = error_of(body);
@@ -235,6 +327,9 @@ mod tests {
             8,
         )
         .expect("valid");
-        assert_eq!(request.last_user_text().as_deref(), Some("weather in\nParis"));
+        assert_eq!(
+            request.last_user_text().as_deref(),
+            Some("weather in\nParis")
+        );
     }
 }

@@ -38,13 +38,21 @@ pub async fn completions(
         if is_length_limit(&error) {
             ApiError::PayloadTooLarge { limit }
         } else {
-            ApiError::bad_request("invalid_body", format!("the request body could not be read: {error}"), None)
+            ApiError::bad_request(
+                "invalid_body",
+                format!("the request body could not be read: {error}"),
+                None,
+            )
         }
     })?;
     let request = ChatRequest::parse(&bytes, state.config.limits.max_messages)?;
-    let permit = state.streams.clone().try_acquire_owned().map_err(|_| ApiError::Overloaded {
-        limit: state.config.limits.max_streams,
-    })?;
+    let permit = state
+        .streams
+        .clone()
+        .try_acquire_owned()
+        .map_err(|_| ApiError::Overloaded {
+            limit: state.config.limits.max_streams,
+        })?;
     let route = state.router.resolve(&request.model);
     let stream_id: Arc<str> = uuid::Uuid::now_v7().to_string().into();
     let row = state.recorder.open(NewStream {
@@ -68,7 +76,9 @@ pub async fn completions(
             tracing::warn!(stream_id = %stream_id, %error, "upstream failed before streaming");
             record.close(StreamStatus::Failed, Some(error.to_string()));
             let mut response = axum::response::IntoResponse::into_response(ApiError::from(error));
-            response.headers_mut().insert(STREAM_ID_HEADER, header_value(&stream_id));
+            response
+                .headers_mut()
+                .insert(STREAM_ID_HEADER, header_value(&stream_id));
             return Ok(response);
         }
     };
@@ -78,23 +88,37 @@ pub async fn completions(
         row,
         inject_events: events_enabled(&headers),
         streaming: request.stream,
-        fallback_meta: ChunkMeta::fallback(&stream_id, midstream_store::clock::now_ms() / 1000, &request.model),
+        fallback_meta: ChunkMeta::fallback(
+            &stream_id,
+            midstream_store::clock::now_ms() / 1000,
+            &request.model,
+        ),
         permit,
     };
     let mut response = Response::new(Body::from_stream(upstream.body));
     *response.status_mut() = StatusCode::OK;
     let out = response.headers_mut();
     for (name, value) in &upstream.headers {
-        let name = if name == "x-request-id" { HeaderName::from_static("x-upstream-request-id") } else { name.clone() };
+        let name = if name == "x-request-id" {
+            HeaderName::from_static("x-upstream-request-id")
+        } else {
+            name.clone()
+        };
         out.insert(name, value.clone());
     }
     out.insert(STREAM_ID_HEADER, header_value(&stream_id));
     if request.stream {
-        out.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream; charset=utf-8"));
+        out.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/event-stream; charset=utf-8"),
+        );
         out.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
         out.insert("x-accel-buffering", HeaderValue::from_static("no"));
     } else {
-        out.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        out.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
     }
     response.extensions_mut().insert(PlanSlot::new(plan));
     Ok(response)
@@ -105,12 +129,21 @@ fn events_enabled(headers: &HeaderMap) -> bool {
     !headers
         .get(EVENTS_HEADER)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| matches!(v.trim().to_ascii_lowercase().as_str(), "off" | "false" | "0" | "none"))
+        .is_some_and(|v| {
+            matches!(
+                v.trim().to_ascii_lowercase().as_str(),
+                "off" | "false" | "0" | "none"
+            )
+        })
 }
 
 fn stored_message(message: &Value) -> NewMessage {
     NewMessage {
-        role: message.get("role").and_then(Value::as_str).unwrap_or_default().to_owned(),
+        role: message
+            .get("role")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned(),
         content: message.get("content").and_then(message_text),
         body: message.to_string(),
     }

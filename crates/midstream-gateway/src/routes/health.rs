@@ -21,14 +21,21 @@ pub async fn healthz() -> Json<Value> {
 pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
     let database = state.store.backend().name();
     match tokio::time::timeout(READY_TIMEOUT, state.store.ping()).await {
-        Ok(Ok(())) => (StatusCode::OK, Json(json!({"status": "ready", "database": database}))),
+        Ok(Ok(())) => (
+            StatusCode::OK,
+            Json(json!({"status": "ready", "database": database})),
+        ),
         Ok(Err(error)) => (
             StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({"status": "unavailable", "database": database, "error": error.to_string()})),
+            Json(
+                json!({"status": "unavailable", "database": database, "error": error.to_string()}),
+            ),
         ),
         Err(_) => (
             StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({"status": "unavailable", "database": database, "error": "the database did not answer in time"})),
+            Json(
+                json!({"status": "unavailable", "database": database, "error": "the database did not answer in time"}),
+            ),
         ),
     }
 }

@@ -1,8 +1,8 @@
 //! `GET /v1/streams/{id}`: the recorded stream — request, messages, events, timings.
 
+use axum::Extension;
 use axum::Json;
 use axum::extract::{Path, State};
-use axum::Extension;
 use serde_json::{Value, json};
 
 use crate::auth::Caller;

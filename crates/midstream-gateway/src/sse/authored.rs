@@ -111,7 +111,10 @@ mod tests {
 
     fn parse(frame: &Bytes) -> Value {
         let text = std::str::from_utf8(frame).expect("utf-8");
-        let payload = text.strip_prefix("data: ").and_then(|t| t.strip_suffix("\n\n")).expect("one data line");
+        let payload = text
+            .strip_prefix("data: ")
+            .and_then(|t| t.strip_suffix("\n\n"))
+            .expect("one data line");
         serde_json::from_str(payload).expect("json")
     }
 
@@ -134,10 +137,24 @@ mod tests {
     #[test]
     fn content_finish_and_error_frames_are_valid() {
         let meta = ChunkMeta::fallback("s1", 5, "demo \"model\"");
-        assert_eq!(parse(&meta.content("a\"b\n"))["choices"][0]["delta"]["content"], "a\"b\n");
-        assert_eq!(parse(&meta.finish_reason("content_filter"))["choices"][0]["finish_reason"], "content_filter");
+        assert_eq!(
+            parse(&meta.content("a\"b\n"))["choices"][0]["delta"]["content"],
+            "a\"b\n"
+        );
+        assert_eq!(
+            parse(&meta.finish_reason("content_filter"))["choices"][0]["finish_reason"],
+            "content_filter"
+        );
         assert_eq!(parse(&meta.content("x"))["model"], "demo \"model\"");
-        let error = ErrorBody { message: "boom \"quoted\"".into(), kind: "upstream_error", code: Some("upstream_error"), param: None };
-        assert_eq!(parse(&error_frame(&error))["error"]["message"], "boom \"quoted\"");
+        let error = ErrorBody {
+            message: "boom \"quoted\"".into(),
+            kind: "upstream_error",
+            code: Some("upstream_error"),
+            param: None,
+        };
+        assert_eq!(
+            parse(&error_frame(&error))["error"]["message"],
+            "boom \"quoted\""
+        );
     }
 }

@@ -40,7 +40,11 @@ impl FrameSplitter {
     }
 
     /// Feeds the next read; calls `on_frame` for each frame it completes, in order.
-    pub fn push(&mut self, input: Bytes, mut on_frame: impl FnMut(Bytes)) -> Result<(), FrameTooLarge> {
+    pub fn push(
+        &mut self,
+        input: Bytes,
+        mut on_frame: impl FnMut(Bytes),
+    ) -> Result<(), FrameTooLarge> {
         let mut pos = 0;
         if self.ends_after_cr {
             self.ends_after_cr = false;
@@ -191,7 +195,12 @@ mod tests {
         let frames = split_all(&mut s, &[b"data: a\r\n\r\ndata: b\r\rdata: c\n\n: x\n\n"]);
         assert_eq!(
             frames,
-            vec![&b"data: a\r\n\r\n"[..], &b"data: b\r\r"[..], &b"data: c\n\n"[..], &b": x\n\n"[..]]
+            vec![
+                &b"data: a\r\n\r\n"[..],
+                &b"data: b\r\r"[..],
+                &b"data: c\n\n"[..],
+                &b": x\n\n"[..]
+            ]
         );
     }
 
@@ -199,26 +208,45 @@ mod tests {
     fn a_partial_frame_waits_for_its_end() {
         let mut s = FrameSplitter::new(1024);
         assert!(split_all(&mut s, &[b"data: {\"a\"", b":1}\n"]).is_empty());
-        assert_eq!(split_all(&mut s, &[b"\n"]), vec![&b"data: {\"a\":1}\n\n"[..]]);
+        assert_eq!(
+            split_all(&mut s, &[b"\n"]),
+            vec![&b"data: {\"a\":1}\n\n"[..]]
+        );
         assert_eq!(s.finish(), (None, 0));
         split_all(&mut s, &[b"data: cut"]);
-        assert_eq!(s.finish(), (None, 9), "an unfinished frame is dropped at the end");
+        assert_eq!(
+            s.finish(),
+            (None, 9),
+            "an unfinished frame is dropped at the end"
+        );
     }
 
     #[test]
     fn an_endless_frame_is_refused() {
         let mut s = FrameSplitter::new(8);
-        assert_eq!(s.push(Bytes::from_static(b"data: 0123456789"), |_| {}), Err(FrameTooLarge(8)));
+        assert_eq!(
+            s.push(Bytes::from_static(b"data: 0123456789"), |_| {}),
+            Err(FrameTooLarge(8))
+        );
     }
 
     #[test]
     fn data_fields_follow_the_sse_rules() {
-        assert_eq!(frame_data(b"data: {\"x\":1}\n\n"), FrameKind::Data(b"{\"x\":1}"));
+        assert_eq!(
+            frame_data(b"data: {\"x\":1}\n\n"),
+            FrameKind::Data(b"{\"x\":1}")
+        );
         assert_eq!(frame_data(b"data:[DONE]\n\n"), FrameKind::Data(b"[DONE]"));
-        assert_eq!(frame_data(b"event: x\r\ndata:  two\r\n\r\n"), FrameKind::Data(b" two"));
+        assert_eq!(
+            frame_data(b"event: x\r\ndata:  two\r\n\r\n"),
+            FrameKind::Data(b" two")
+        );
         assert_eq!(frame_data(b": ping\n\n"), FrameKind::NoData);
         assert_eq!(frame_data(b"database: not data\n\n"), FrameKind::NoData);
-        assert_eq!(frame_data(b"data: a\ndata: b\n\n"), FrameKind::MultiData(b"a\nb".to_vec()));
+        assert_eq!(
+            frame_data(b"data: a\ndata: b\n\n"),
+            FrameKind::MultiData(b"a\nb".to_vec())
+        );
     }
 
     proptest! {

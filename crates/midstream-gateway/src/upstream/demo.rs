@@ -87,7 +87,11 @@ impl DemoModel {
             headers,
             body: Box::pin(DemoStream {
                 frames,
-                delay: if request.stream { self.token_delay } else { Duration::ZERO },
+                delay: if request.stream {
+                    self.token_delay
+                } else {
+                    Duration::ZERO
+                },
                 sleep: None,
                 sent_first: false,
             }),
@@ -97,10 +101,18 @@ impl DemoModel {
 
 fn choose_reply(request: &ChatRequest) -> Reply {
     let messages = request.messages();
-    if let Some(last) = messages.last().filter(|m| m.get("role").and_then(Value::as_str) == Some("tool")) {
-        let result = last.get("content").and_then(message_text).unwrap_or_default();
+    if let Some(last) = messages
+        .last()
+        .filter(|m| m.get("role").and_then(Value::as_str) == Some("tool"))
+    {
+        let result = last
+            .get("content")
+            .and_then(message_text)
+            .unwrap_or_default();
         let summary: String = result.chars().take(300).collect();
-        return Reply::Text(format!("Thanks, the tool answered. Here is what it found: {summary}"));
+        return Reply::Text(format!(
+            "Thanks, the tool answered. Here is what it found: {summary}"
+        ));
     }
     let asked = request.last_user_text().unwrap_or_default().to_lowercase();
     if asked.contains("weather") {
@@ -116,7 +128,10 @@ fn choose_reply(request: &ChatRequest) -> Reply {
         }
         return Reply::Text(WEATHER.to_owned());
     }
-    if ["meeting", "schedule", "calendar"].iter().any(|w| asked.contains(w)) {
+    if ["meeting", "schedule", "calendar"]
+        .iter()
+        .any(|w| asked.contains(w))
+    {
         return Reply::Text(MEETING.to_owned());
     }
     Reply::Text(GREETING.to_owned())
@@ -173,9 +188,20 @@ fn frame(value: &Value) -> Bytes {
     Bytes::from(format!("data: {value}\n\n"))
 }
 
-fn stream_frames(id: &str, created: i64, reply: &Reply, prompt_tokens: i64, include_usage: bool) -> VecDeque<Bytes> {
+fn stream_frames(
+    id: &str,
+    created: i64,
+    reply: &Reply,
+    prompt_tokens: i64,
+    include_usage: bool,
+) -> VecDeque<Bytes> {
     let mut frames = VecDeque::new();
-    frames.push_back(frame(&chunk(id, created, json!({"role": "assistant", "content": "", "refusal": null}), None)));
+    frames.push_back(frame(&chunk(
+        id,
+        created,
+        json!({"role": "assistant", "content": "", "refusal": null}),
+        None,
+    )));
     let (pieces, finish) = match reply {
         Reply::Text(text) => {
             let tokens = tokenize(text);
@@ -260,7 +286,9 @@ impl Stream for DemoStream {
         }
         if self.sent_first && !self.delay.is_zero() {
             let delay = self.delay;
-            let sleep = self.sleep.get_or_insert_with(|| Box::pin(tokio::time::sleep(delay)));
+            let sleep = self
+                .sleep
+                .get_or_insert_with(|| Box::pin(tokio::time::sleep(delay)));
             if sleep.as_mut().poll(cx).is_pending() {
                 return Poll::Pending;
             }
@@ -293,7 +321,10 @@ mod tests {
 
     async fn collect(response: UpstreamResponse) -> String {
         let chunks: Vec<_> = response.body.collect().await;
-        chunks.into_iter().map(|c| String::from_utf8(c.expect("ok").to_vec()).expect("utf-8")).collect()
+        chunks
+            .into_iter()
+            .map(|c| String::from_utf8(c.expect("ok").to_vec()).expect("utf-8"))
+            .collect()
     }
 
     #[tokio::test]
@@ -313,18 +344,28 @@ mod tests {
             .collect();
         let text: String = chunks
             .iter()
-            .filter_map(|c| c.pointer("/choices/0/delta/content").and_then(Value::as_str))
+            .filter_map(|c| {
+                c.pointer("/choices/0/delta/content")
+                    .and_then(Value::as_str)
+            })
             .collect();
         assert_eq!(text, GREETING);
         assert!(text.contains("schedule a meeting with John next Wednesday at 10 AM"));
         assert!(text.contains("the weather in Paris"));
-        assert_eq!(chunks.last().and_then(|c| c.pointer("/usage/completion_tokens")).and_then(Value::as_i64), Some(tokenize(GREETING).len() as i64));
+        assert_eq!(
+            chunks
+                .last()
+                .and_then(|c| c.pointer("/usage/completion_tokens"))
+                .and_then(Value::as_i64),
+            Some(tokenize(GREETING).len() as i64)
+        );
     }
 
     #[tokio::test]
     async fn the_demo_calls_an_offered_weather_tool_and_answers_from_its_result() {
         let demo = DemoModel::new(Duration::ZERO);
-        let tools = json!([{"type": "function", "function": {"name": "get_weather", "parameters": {}}}]);
+        let tools =
+            json!([{"type": "function", "function": {"name": "get_weather", "parameters": {}}}]);
         let body = collect(demo.chat(&request(json!({
             "model": "x", "stream": true, "tools": tools,
             "messages": [{"role": "user", "content": "What's the weather in Tokyo?"}]
@@ -337,9 +378,16 @@ mod tests {
             .filter_map(|f| f.strip_prefix("data: "))
             .filter(|d| *d != "[DONE]")
             .filter_map(|d| serde_json::from_str::<Value>(d).ok())
-            .filter_map(|c| c.pointer("/choices/0/delta/tool_calls/0/function/arguments").and_then(Value::as_str).map(str::to_owned))
+            .filter_map(|c| {
+                c.pointer("/choices/0/delta/tool_calls/0/function/arguments")
+                    .and_then(Value::as_str)
+                    .map(str::to_owned)
+            })
             .collect();
-        assert_eq!(serde_json::from_str::<Value>(&arguments).expect("json"), json!({"city": "Tokyo"}));
+        assert_eq!(
+            serde_json::from_str::<Value>(&arguments).expect("json"),
+            json!({"city": "Tokyo"})
+        );
 
         let answer = collect(demo.chat(&request(json!({
             "model": "x", "stream": false,
@@ -349,6 +397,11 @@ mod tests {
         }))))
         .await;
         let completion: Value = serde_json::from_str(&answer).expect("json");
-        assert!(completion["choices"][0]["message"]["content"].as_str().expect("text").contains("21"));
+        assert!(
+            completion["choices"][0]["message"]["content"]
+                .as_str()
+                .expect("text")
+                .contains("21")
+        );
     }
 }

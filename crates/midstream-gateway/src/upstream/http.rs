@@ -6,7 +6,7 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 use http::{HeaderMap, HeaderName, header};
 
-use super::{UpstreamError, UpstreamResponse};
+use super::{ErrorReply, UpstreamError, UpstreamResponse};
 use crate::config::{Secret, UpstreamConfig};
 
 /// Largest upstream error body kept (to pass through or quote).
@@ -37,7 +37,11 @@ pub struct HttpUpstream {
 
 impl HttpUpstream {
     /// An upstream using the shared client.
-    pub fn new(config: &UpstreamConfig, client: reqwest::Client, headers_timeout: Duration) -> HttpUpstream {
+    pub fn new(
+        config: &UpstreamConfig,
+        client: reqwest::Client,
+        headers_timeout: Duration,
+    ) -> HttpUpstream {
         HttpUpstream {
             name: config.name.clone(),
             completions_url: format!("{}/chat/completions", config.base_url),
@@ -55,12 +59,23 @@ impl HttpUpstream {
 
     /// Posts the request; resolves once the response headers arrived. Non-2xx statuses become
     /// [`UpstreamError::Status`] with the (bounded) body.
-    pub async fn chat(&self, body: Vec<u8>, stream: bool) -> Result<UpstreamResponse, UpstreamError> {
+    pub async fn chat(
+        &self,
+        body: Vec<u8>,
+        stream: bool,
+    ) -> Result<UpstreamResponse, UpstreamError> {
         let mut request = self
             .client
             .post(&self.completions_url)
             .header(header::CONTENT_TYPE, "application/json")
-            .header(header::ACCEPT, if stream { "text/event-stream" } else { "application/json" })
+            .header(
+                header::ACCEPT,
+                if stream {
+                    "text/event-stream"
+                } else {
+                    "application/json"
+                },
+            )
             .body(body);
         if let Some(key) = &self.api_key {
             request = request.bearer_auth(key.expose());
@@ -79,12 +94,12 @@ impl HttpUpstream {
         let headers = passed_headers(response.headers());
         if !status.is_success() {
             let body = bounded_body(response).await;
-            return Err(UpstreamError::Status {
+            return Err(UpstreamError::Status(Box::new(ErrorReply {
                 upstream: self.name.clone(),
                 status,
                 body,
                 headers,
-            });
+            })));
         }
         let body = response
             .bytes_stream()
@@ -116,14 +131,15 @@ impl HttpUpstream {
         let headers = passed_headers(response.headers());
         let body = bounded_body(response).await;
         if !status.is_success() {
-            return Err(UpstreamError::Status {
+            return Err(UpstreamError::Status(Box::new(ErrorReply {
                 upstream: self.name.clone(),
                 status,
                 body,
                 headers,
-            });
+            })));
         }
-        serde_json::from_slice(&body).map_err(|e| UpstreamError::Body(format!("invalid model list: {e}")))
+        serde_json::from_slice(&body)
+            .map_err(|e| UpstreamError::Body(format!("invalid model list: {e}")))
     }
 }
 

@@ -13,9 +13,9 @@ use std::collections::HashMap;
 use std::pin::Pin;
 use std::sync::Arc;
 
+use ::http::{HeaderMap, StatusCode};
 use bytes::Bytes;
 use futures_util::Stream;
-use ::http::{HeaderMap, StatusCode};
 
 pub use demo::DemoModel;
 pub use http::HttpUpstream;
@@ -35,6 +35,19 @@ pub struct UpstreamResponse {
     pub headers: HeaderMap,
     /// The body.
     pub body: UpstreamBody,
+}
+
+/// An upstream's error response (boxed in errors: it is large and rare).
+#[derive(Debug, Clone)]
+pub struct ErrorReply {
+    /// Upstream name.
+    pub upstream: String,
+    /// Its status.
+    pub status: StatusCode,
+    /// Its body (bounded).
+    pub body: Bytes,
+    /// `retry-after` and rate-limit headers.
+    pub headers: HeaderMap,
 }
 
 /// How talking to the upstream failed.
@@ -57,17 +70,8 @@ pub enum UpstreamError {
         seconds: u64,
     },
     /// The upstream answered with an error status.
-    #[error("upstream {upstream} answered {status}")]
-    Status {
-        /// Upstream name.
-        upstream: String,
-        /// Its status.
-        status: StatusCode,
-        /// Its body (bounded).
-        body: Bytes,
-        /// `retry-after` and rate-limit headers.
-        headers: HeaderMap,
-    },
+    #[error("upstream {} answered {}", .0.upstream, .0.status)]
+    Status(Box<ErrorReply>),
     /// The body broke off (connection reset, malformed chunked encoding, ...).
     #[error("upstream connection failed mid-response: {0}")]
     Body(String),
@@ -79,8 +83,8 @@ impl UpstreamError {
         match self {
             UpstreamError::Connect { .. } => "connect",
             UpstreamError::Timeout { .. } => "timeout",
-            UpstreamError::Status { status, .. } if status.is_server_error() => "status_5xx",
-            UpstreamError::Status { .. } => "status_4xx",
+            UpstreamError::Status(reply) if reply.status.is_server_error() => "status_5xx",
+            UpstreamError::Status(_) => "status_4xx",
             UpstreamError::Body(_) => "body",
         }
     }
@@ -90,11 +94,16 @@ impl From<UpstreamError> for ApiError {
     /// 4xx pass through with their status and body; anything else is a 502.
     fn from(error: UpstreamError) -> ApiError {
         match error {
-            UpstreamError::Status { status, body, headers, .. } if status.is_client_error() => {
-                ApiError::UpstreamRejected { status, body, headers }
+            UpstreamError::Status(reply) if reply.status.is_client_error() => {
+                ApiError::UpstreamRejected(reply)
             }
-            UpstreamError::Status { ref upstream, status, ref body, .. } => ApiError::UpstreamFailed {
-                message: format!("upstream {upstream} answered {status}: {}", upstream_message(body)),
+            UpstreamError::Status(reply) => ApiError::UpstreamFailed {
+                message: format!(
+                    "upstream {} answered {}: {}",
+                    reply.upstream,
+                    reply.status,
+                    upstream_message(&reply.body)
+                ),
                 retryable: true,
             },
             other => ApiError::UpstreamFailed {
@@ -109,7 +118,11 @@ impl From<UpstreamError> for ApiError {
 fn upstream_message(body: &[u8]) -> String {
     serde_json::from_slice::<serde_json::Value>(body)
         .ok()
-        .and_then(|v| v.pointer("/error/message").and_then(|m| m.as_str()).map(str::to_owned))
+        .and_then(|v| {
+            v.pointer("/error/message")
+                .and_then(|m| m.as_str())
+                .map(str::to_owned)
+        })
         .unwrap_or_else(|| String::from_utf8_lossy(body).chars().take(300).collect())
 }
 
@@ -132,9 +145,16 @@ impl Upstream {
     }
 
     /// Sends a chat request; resolves when the response headers arrived.
-    pub async fn chat(&self, request: &ChatRequest, upstream_model: &str) -> Result<UpstreamResponse, UpstreamError> {
+    pub async fn chat(
+        &self,
+        request: &ChatRequest,
+        upstream_model: &str,
+    ) -> Result<UpstreamResponse, UpstreamError> {
         match self {
-            Upstream::Http(http) => http.chat(request.upstream_body(upstream_model), request.stream).await,
+            Upstream::Http(http) => {
+                http.chat(request.upstream_body(upstream_model), request.stream)
+                    .await
+            }
             Upstream::Demo(demo) => Ok(demo.chat(request)),
         }
     }
@@ -164,15 +184,32 @@ impl Router {
     pub fn new(config: &Config, client: reqwest::Client) -> Router {
         let demo = Arc::new(Upstream::Demo(DemoModel::new(config.demo.token_delay)));
         let http = |u: &crate::config::UpstreamConfig| {
-            Arc::new(Upstream::Http(HttpUpstream::new(u, client.clone(), config.timeouts.upstream_headers)))
+            Arc::new(Upstream::Http(HttpUpstream::new(
+                u,
+                client.clone(),
+                config.timeouts.upstream_headers,
+            )))
         };
-        let default = config.upstreams.default.as_ref().map_or_else(|| demo.clone(), http);
-        let named = config.upstreams.named.iter().map(|(name, u)| (name.clone(), http(u))).collect();
+        let default = config
+            .upstreams
+            .default
+            .as_ref()
+            .map_or_else(|| demo.clone(), http);
+        let named = config
+            .upstreams
+            .named
+            .iter()
+            .map(|(name, u)| (name.clone(), http(u)))
+            .collect();
         Router {
             default,
             demo,
             named,
-            aliases: config.models.iter().map(|(a, r)| (a.clone(), r.clone())).collect(),
+            aliases: config
+                .models
+                .iter()
+                .map(|(a, r)| (a.clone(), r.clone()))
+                .collect(),
         }
     }
 
@@ -188,7 +225,11 @@ impl Router {
                 upstream: match route.upstream.as_str() {
                     "demo" => self.demo.clone(),
                     "default" => self.default.clone(),
-                    name => self.named.get(name).cloned().unwrap_or_else(|| self.default.clone()),
+                    name => self
+                        .named
+                        .get(name)
+                        .cloned()
+                        .unwrap_or_else(|| self.default.clone()),
                 },
                 model: route.model.clone(),
             },

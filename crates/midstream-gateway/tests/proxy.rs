@@ -1,0 +1,378 @@
+//! The streaming proxy over real loopback HTTP: the gateway against the demo model and against
+//! a mock upstream that misbehaves on demand.
+
+use std::time::Duration;
+
+use midstream_testkit::{
+    MockUpstream, Scenario, Split, TestApp, collect_sse, fixture_bytes, fixture_names,
+};
+use serde_json::{Value, json};
+
+fn stream_request() -> Value {
+    json!({"model": "gpt-4o-mini", "stream": true, "messages": [{"role": "user", "content": "Say hello"}]})
+}
+
+fn stream_id(response: &reqwest::Response) -> String {
+    response
+        .headers()
+        .get("x-midstream-stream-id")
+        .and_then(|v| v.to_str().ok())
+        .expect("every response names its stream")
+        .to_owned()
+}
+
+async fn app_with(mock: &MockUpstream) -> TestApp {
+    TestApp::builder().upstream(mock.base_url()).start().await
+}
+
+/// Frames the gateway may write on this endpoint never use `id:`, `event:` or `retry:`.
+fn assert_sdk_safe(raw: &[u8]) {
+    let text = String::from_utf8_lossy(raw);
+    for line in text.lines() {
+        assert!(
+            !line.starts_with("id:") && !line.starts_with("event:") && !line.starts_with("retry:"),
+            "forbidden SSE line {line:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn recorded_openai_streams_pass_through_byte_for_byte() {
+    let mock = MockUpstream::start().await;
+    let app = app_with(&mock).await;
+    for name in fixture_names() {
+        mock.push(Scenario::fixture(name));
+        let response = app.chat(&stream_request()).await;
+        assert_eq!(response.status(), 200, "{name}");
+        let collected = collect_sse(response).await;
+        assert_eq!(
+            collected.raw,
+            fixture_bytes(name).expect("fixture").to_vec(),
+            "{name}: bytes differ"
+        );
+        assert!(collected.ends_with_done(), "{name}");
+    }
+}
+
+#[tokio::test]
+async fn unknown_fields_and_frames_split_at_every_byte_survive() {
+    let mock = MockUpstream::start().await;
+    let app = app_with(&mock).await;
+    for split in [
+        Split::Bytes(1),
+        Split::Bytes(7),
+        Split::Random { seed: 42, max: 13 },
+    ] {
+        let scenario = Scenario::text(["Caf\u{e9} ", "na\u{ef}ve ", "\u{1f600} done"]).split(split);
+        let expected = scenario.text_content();
+        mock.push(scenario);
+        let collected = collect_sse(app.chat(&stream_request()).await).await;
+        assert_eq!(collected.content(), expected);
+        let chunks = collected.json_chunks();
+        assert!(
+            chunks.iter().all(|c| c.get("obfuscation").is_some()),
+            "top-level unknown field kept"
+        );
+        assert!(
+            chunks
+                .iter()
+                .any(|c| c.pointer("/choices/0/delta/reasoning_content").is_some()),
+            "unknown delta field kept"
+        );
+        assert!(collected.ends_with_done());
+        assert_sdk_safe(&collected.raw);
+    }
+}
+
+#[tokio::test]
+async fn usage_is_streamed_and_recorded() {
+    let mock = MockUpstream::start().await;
+    let app = app_with(&mock).await;
+    let mut request = stream_request();
+    request["stream_options"] = json!({"include_usage": true});
+    let response = app.chat(&request).await;
+    let id = stream_id(&response);
+    let collected = collect_sse(response).await;
+    let usage = collected
+        .json_chunks()
+        .last()
+        .and_then(|c| c.get("usage").cloned())
+        .expect("a usage chunk");
+    assert!(usage["total_tokens"].as_i64().is_some());
+    let record = app.record(&id).await;
+    assert_eq!(record["status"], "completed");
+    assert_eq!(record["usage"]["total_tokens"], usage["total_tokens"]);
+    assert_eq!(record["response"]["text"], collected.content());
+    assert!(record["ttft_ms"].as_f64().is_some() && record["duration_ms"].as_f64().is_some());
+    assert_eq!(record["messages"][0]["content"], "Say hello");
+    assert_eq!(
+        mock.requests()
+            .last()
+            .and_then(|r| r.body.pointer("/stream_options/include_usage").cloned()),
+        Some(json!(true)),
+        "stream_options reach the upstream"
+    );
+}
+
+#[tokio::test]
+async fn non_streaming_completions_pass_through_with_a_midstream_member() {
+    let mock = MockUpstream::start().await;
+    let app = app_with(&mock).await;
+    mock.push(Scenario::text(["Hello", " there"]));
+    let response = app
+        .chat(&json!({"model": "m", "messages": [{"role": "user", "content": "hi"}]}))
+        .await;
+    assert_eq!(response.status(), 200);
+    let id = stream_id(&response);
+    let body: Value = response.json().await.expect("json");
+    assert_eq!(body["choices"][0]["message"]["content"], "Hello there");
+    assert_eq!(body["object"], "chat.completion");
+    assert_eq!(body["midstream"]["events"], json!([]));
+    let record = app.record(&id).await;
+    assert_eq!(
+        (record["status"].as_str(), record["streamed"].as_bool()),
+        (Some("completed"), Some(false))
+    );
+    assert_eq!(record["response"]["text"], "Hello there");
+}
+
+#[tokio::test]
+async fn the_demo_model_streams_through_the_gateway() {
+    let app = TestApp::start().await;
+    let response = app.chat(&stream_request()).await;
+    assert_eq!(
+        response.headers()["content-type"],
+        "text/event-stream; charset=utf-8"
+    );
+    let collected = collect_sse(response).await;
+    assert!(collected.content().contains("the weather in Paris"));
+    assert!(collected.ends_with_done());
+    let models: Value = app
+        .client
+        .get(app.url("/v1/models"))
+        .send()
+        .await
+        .expect("ok")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(models["data"][0]["id"], "midstream-demo");
+    assert!(
+        models["data"][0]["owned_by"]
+            .as_str()
+            .expect("text")
+            .contains("demo")
+    );
+}
+
+#[tokio::test]
+async fn upstream_4xx_pass_through_with_status_body_and_retry_after() {
+    let mock = MockUpstream::start().await;
+    let app = app_with(&mock).await;
+    for status in [401u16, 429] {
+        let body = json!({"error": {"message": format!("upstream says {status}"), "type": "x", "code": null, "param": null}});
+        mock.push(Scenario::status(status, body.clone()).header("retry-after", "7"));
+        let response = app.chat(&stream_request()).await;
+        assert_eq!(response.status().as_u16(), status);
+        assert_eq!(response.headers()["retry-after"], "7");
+        let id = stream_id(&response);
+        assert_eq!(response.json::<Value>().await.expect("json"), body);
+        assert_eq!(app.record(&id).await["status"], "failed");
+    }
+}
+
+#[tokio::test]
+async fn upstream_5xx_refusal_and_silence_before_streaming_are_502() {
+    let mock = MockUpstream::start().await;
+    let app = TestApp::builder()
+        .upstream(mock.base_url())
+        .env("MIDSTREAM_UPSTREAM_HEADERS_TIMEOUT_MS", "300")
+        .start()
+        .await;
+    mock.push(Scenario::status(
+        500,
+        json!({"error": {"message": "model overloaded"}}),
+    ));
+    let response = app.chat(&stream_request()).await;
+    assert_eq!(response.status(), 502);
+    let body: Value = response.json().await.expect("json");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .expect("message")
+            .contains("model overloaded")
+    );
+
+    mock.push(Scenario::text(["x"]).stall_before_headers());
+    let response = app.chat(&stream_request()).await;
+    assert_eq!(response.status(), 502);
+    assert!(
+        response
+            .text()
+            .await
+            .expect("body")
+            .contains("sent no response")
+    );
+
+    let closed = TcpPort::closed().await;
+    let refused = TestApp::builder()
+        .upstream(format!("http://127.0.0.1:{}/v1", closed.0))
+        .start()
+        .await;
+    let response = refused.chat(&stream_request()).await;
+    assert_eq!(response.status(), 502);
+    let id = stream_id(&response);
+    let body: Value = response.json().await.expect("json");
+    assert_eq!(body["error"]["type"], "upstream_error");
+    assert_eq!(refused.record(&id).await["status"], "failed");
+}
+
+/// A port nothing listens on.
+struct TcpPort(u16);
+
+impl TcpPort {
+    async fn closed() -> TcpPort {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        drop(listener);
+        TcpPort(port)
+    }
+}
+
+#[tokio::test]
+async fn an_upstream_that_drops_mid_stream_ends_with_an_error_event() {
+    let mock = MockUpstream::start().await;
+    let app = app_with(&mock).await;
+    mock.push(Scenario::text(["one ", "two ", "three"]).drop_after(3));
+    let response = app.chat(&stream_request()).await;
+    assert_eq!(response.status(), 200);
+    let id = stream_id(&response);
+    let collected = collect_sse(response).await;
+    assert!(
+        collected.error.is_none(),
+        "the gateway ends its own body cleanly: {:?}",
+        collected.error
+    );
+    let last = collected.json_chunks().last().cloned().expect("frames");
+    assert!(
+        last["error"]["message"].as_str().is_some(),
+        "an in-band error ends the stream: {last}"
+    );
+    assert!(!collected.ends_with_done(), "no [DONE] after an error");
+    assert_sdk_safe(&collected.raw);
+    let record = app.record(&id).await;
+    assert_eq!(record["status"], "failed");
+    assert_eq!(
+        record["response"]["text"],
+        collected.content(),
+        "what was sent is kept"
+    );
+}
+
+#[tokio::test]
+async fn a_silent_upstream_mid_stream_times_out_into_an_error_event() {
+    let mock = MockUpstream::start().await;
+    let app = TestApp::builder()
+        .upstream(mock.base_url())
+        .env("MIDSTREAM_UPSTREAM_IDLE_TIMEOUT_MS", "300")
+        .start()
+        .await;
+    mock.push(Scenario::text(["a", "b"]).stall_after(2));
+    let collected = collect_sse(app.chat(&stream_request()).await).await;
+    let last = collected.json_chunks().last().cloned().expect("frames");
+    assert_eq!(last["error"]["code"], "upstream_timeout");
+    assert!(
+        mock.wait_for_early_disconnect(Duration::from_secs(5)).await,
+        "the stalled upstream is dropped"
+    );
+}
+
+#[tokio::test]
+async fn garbage_frames_are_forwarded_and_never_crash_the_stream() {
+    let mock = MockUpstream::start().await;
+    let app = app_with(&mock).await;
+    mock.push(Scenario::garbage());
+    let response = app.chat(&stream_request()).await;
+    assert_eq!(response.status(), 200);
+    let collected = collect_sse(response).await;
+    assert!(collected.error.is_none(), "{:?}", collected.error);
+    // Still healthy afterwards.
+    mock.push(Scenario::text(["fine"]));
+    assert_eq!(
+        collect_sse(app.chat(&stream_request()).await)
+            .await
+            .content(),
+        "fine"
+    );
+}
+
+#[tokio::test]
+async fn a_client_that_disconnects_cancels_the_upstream_and_the_record_says_cancelled() {
+    let mock = MockUpstream::start().await;
+    let app = app_with(&mock).await;
+    let pieces: Vec<String> = (0..400).map(|i| format!("t{i} ")).collect();
+    mock.push(Scenario::text(pieces).delay(Duration::from_millis(5)));
+    let response = app.chat(&stream_request()).await;
+    let id = stream_id(&response);
+    let mut reader = midstream_testkit::SseReader::new(response);
+    for _ in 0..5 {
+        reader.next_frame().await.expect("frame").expect("ok");
+    }
+    drop(reader);
+    assert!(
+        mock.wait_for_early_disconnect(Duration::from_secs(5)).await,
+        "the mock upstream saw its connection closed"
+    );
+    let mut status = Value::Null;
+    for _ in 0..50 {
+        status = app.record(&id).await["status"].clone();
+        if status == "cancelled" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(status, "cancelled");
+}
+
+#[tokio::test]
+async fn streams_are_recorded_in_postgres_too() {
+    let mock = MockUpstream::start().await;
+    let app = TestApp::builder()
+        .upstream(mock.base_url())
+        .postgres()
+        .start()
+        .await;
+    mock.push(Scenario::text(["Hello", " Postgres"]));
+    let response = app.chat(&stream_request()).await;
+    let id = stream_id(&response);
+    assert_eq!(collect_sse(response).await.content(), "Hello Postgres");
+    let record = app.record(&id).await;
+    assert_eq!(record["status"], "completed");
+    assert_eq!(record["response"]["text"], "Hello Postgres");
+    assert_eq!(app.store.backend(), midstream_store::Backend::Postgres);
+}
+
+#[tokio::test]
+async fn the_row_exists_before_the_first_token() {
+    let mock = MockUpstream::start().await;
+    let app = app_with(&mock).await;
+    mock.push(
+        Scenario::text(["first", " second"])
+            .delay(Duration::from_millis(200))
+            .then_stall(),
+    );
+    let response = app.chat(&stream_request()).await;
+    let id = stream_id(&response);
+    let mut reader = midstream_testkit::SseReader::new(response);
+    reader.next_frame().await.expect("first frame").expect("ok");
+    // The first frame is out: the row must already be in the database (no flush needed).
+    let row = app
+        .store
+        .stream(&id)
+        .await
+        .expect("query")
+        .expect("the row exists");
+    assert_eq!(row.status, "streaming");
+}

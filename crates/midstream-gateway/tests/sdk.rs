@@ -1,0 +1,105 @@
+//! The official OpenAI SDKs (Python and Node, pinned in `tests/sdk/`) against the real
+//! gateway. `scripts/test` installs them into `.venv` and `tests/sdk/node/node_modules`.
+//!
+//! The drivers print what the SDK saw as JSON; the assertions are here.
+
+use std::path::PathBuf;
+use std::process::Stdio;
+
+use midstream_testkit::{MockUpstream, Scenario, TestApp};
+use serde_json::Value;
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Sdk {
+    Python,
+    Node,
+}
+
+/// Runs one driver case against `base_url` and returns its JSON summary.
+async fn drive(sdk: Sdk, case: &str, base_url: &str) -> Value {
+    let root = root();
+    let (program, script) = match sdk {
+        Sdk::Python => (
+            root.join(".venv/bin/python"),
+            root.join("tests/sdk/python/drive.py"),
+        ),
+        Sdk::Node => (PathBuf::from("node"), root.join("tests/sdk/node/drive.mjs")),
+    };
+    let installed = match sdk {
+        Sdk::Python => program.exists(),
+        Sdk::Node => root.join("tests/sdk/node/node_modules/openai").exists(),
+    };
+    assert!(
+        installed,
+        "the {sdk:?} SDK is not installed: run ./scripts/test, which installs the pinned SDKs"
+    );
+    let output = tokio::process::Command::new(&program)
+        .arg(&script)
+        .arg(case)
+        .arg(base_url)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .output()
+        .await
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", program.display()));
+    assert!(
+        output.status.success(),
+        "{sdk:?} {case} failed:\n{}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
+        panic!(
+            "{sdk:?} {case}: not JSON ({e}): {}",
+            String::from_utf8_lossy(&output.stdout)
+        )
+    })
+}
+
+async fn streams_and_completions_work(sdk: Sdk) {
+    let mock = MockUpstream::start().await;
+    let app = TestApp::builder().upstream(mock.base_url()).start().await;
+    let base_url = app.url("/v1");
+    let pieces = ["The ", "weather ", "is ", "fine ", "\u{2014} caf\u{e9}."];
+    let expected: String = pieces.concat();
+
+    mock.set_default(Scenario::text(pieces));
+    let naive = drive(sdk, "naive", &base_url).await;
+    assert_eq!(naive["text"], expected.as_str(), "{sdk:?} naive loop");
+
+    let helper = drive(sdk, "helper", &base_url).await;
+    assert_eq!(
+        helper["text"],
+        expected.as_str(),
+        "{sdk:?} stream helper deltas"
+    );
+    assert_eq!(
+        helper["final_text"],
+        expected.as_str(),
+        "{sdk:?} stream helper final completion"
+    );
+
+    let create = drive(sdk, "create", &base_url).await;
+    assert_eq!(create["text"], expected.as_str(), "{sdk:?} non-streaming");
+
+    mock.push(Scenario::text(["partial ", "answer ", "then"]).drop_after(2));
+    let error = drive(sdk, "error", &base_url).await;
+    assert!(
+        error["error"].is_string(),
+        "{sdk:?}: an in-band error raises in the SDK: {error}"
+    );
+}
+
+#[tokio::test]
+async fn python_sdk() {
+    streams_and_completions_work(Sdk::Python).await;
+}
+
+#[tokio::test]
+async fn node_sdk() {
+    streams_and_completions_work(Sdk::Node).await;
+}

@@ -1,0 +1,381 @@
+//! The record against real databases: SQLite (a file) and PostgreSQL (a fresh database).
+//! Every test runs on both backends.
+
+use std::time::Duration;
+
+use midstream_store::testing::fresh_postgres_url;
+use midstream_store::{
+    NewCalendarEvent, NewMessage, NewStream, Recorder, RecorderConfig, Store, StoreOptions,
+    StreamClose, StreamEvent, StreamStatus, Usage,
+};
+use tokio_util::task::TaskTracker;
+
+async fn sqlite(instance: &str) -> (Store, String) {
+    let dir =
+        std::env::temp_dir().join(format!("midstream-store-{}", uuid::Uuid::new_v4().simple()));
+    let url = format!("sqlite://{}/nested/record.db", dir.display());
+    (connect(&url, instance).await, url)
+}
+
+async fn postgres(instance: &str) -> (Store, String) {
+    let url = fresh_postgres_url().await;
+    (connect(&url, instance).await, url)
+}
+
+async fn connect(url: &str, instance: &str) -> Store {
+    Store::connect(
+        url,
+        StoreOptions {
+            max_connections: 4,
+            instance_id: instance.to_owned(),
+        },
+    )
+    .await
+    .expect("connect and migrate")
+}
+
+fn new_stream(id: &str) -> NewStream {
+    NewStream {
+        id: id.to_owned(),
+        api_key_id: None,
+        model: "m".into(),
+        upstream: "demo".into(),
+        upstream_model: "midstream-demo".into(),
+        streamed: true,
+        request: r#"{"model":"m"}"#.into(),
+        messages: vec![NewMessage {
+            role: "user".into(),
+            content: Some("hi".into()),
+            body: r#"{"role":"user","content":"hi"}"#.into(),
+        }],
+        created_at: 1,
+    }
+}
+
+fn close(id: &str, status: StreamStatus) -> StreamClose {
+    StreamClose {
+        stream_id: id.to_owned(),
+        status,
+        response_text: "Hello".into(),
+        finish_reason: Some("stop".into()),
+        error: None,
+        usage: Usage {
+            prompt_tokens: Some(1),
+            completion_tokens: Some(2),
+            total_tokens: Some(3),
+        },
+        ttft_ms: Some(12.5),
+        duration_ms: 40.0,
+        finished_at: 2,
+        reply: Some(NewMessage {
+            role: "assistant".into(),
+            content: Some("Hello".into()),
+            body: "{}".into(),
+        }),
+    }
+}
+
+fn recorder(store: &Store) -> Recorder {
+    Recorder::spawn(
+        store.clone(),
+        RecorderConfig {
+            flush_interval: Duration::from_millis(20),
+            ..RecorderConfig::default()
+        },
+        &TaskTracker::new(),
+    )
+}
+
+async fn a_stream_round_trips(store: Store) {
+    let recorder = recorder(&store);
+    let id = uuid::Uuid::now_v7().to_string();
+    assert!(
+        recorder.open(new_stream(&id)).await,
+        "the row is committed and acknowledged"
+    );
+    let row = store
+        .stream(&id)
+        .await
+        .expect("read")
+        .expect("row exists before any token");
+    assert_eq!(row.status, "streaming");
+    for seq in 0..3 {
+        recorder.event(StreamEvent {
+            stream_id: id.clone(),
+            seq,
+            kind: "intent".into(),
+            at_ms: seq as f64,
+            payload: format!(r#"{{"n":{seq}}}"#),
+        });
+    }
+    // A retried event (same seq) must not be duplicated.
+    recorder.event(StreamEvent {
+        stream_id: id.clone(),
+        seq: 1,
+        kind: "intent".into(),
+        at_ms: 1.0,
+        payload: "{}".into(),
+    });
+    recorder.close(close(&id, StreamStatus::Completed));
+    assert!(recorder.flush().await);
+    let row = store.stream(&id).await.expect("read").expect("row");
+    assert_eq!(
+        (
+            row.status.as_str(),
+            row.response_text.as_deref(),
+            row.total_tokens,
+            row.ttft_ms
+        ),
+        ("completed", Some("Hello"), Some(3), Some(12.5))
+    );
+    let events = store.stream_events(&id).await.expect("events");
+    assert_eq!(
+        events.iter().map(|e| e.seq).collect::<Vec<_>>(),
+        vec![0, 1, 2]
+    );
+    let messages = store.stream_messages(&id).await.expect("messages");
+    assert_eq!(
+        messages.iter().map(|m| m.role.as_str()).collect::<Vec<_>>(),
+        vec!["user", "assistant"]
+    );
+}
+
+async fn streams_left_open_are_marked_interrupted_only_for_this_instance(
+    url: String,
+    store: Store,
+) {
+    let recorder = recorder(&store);
+    let mine = uuid::Uuid::now_v7().to_string();
+    assert!(recorder.open(new_stream(&mine)).await);
+    let other_instance = connect(&url, "other").await;
+    let theirs = uuid::Uuid::now_v7().to_string();
+    assert!(
+        self::recorder(&other_instance)
+            .open(new_stream(&theirs))
+            .await
+    );
+    // The process "restarts" with the same instance id.
+    let restarted = connect(&url, "a").await;
+    assert_eq!(restarted.mark_interrupted().await.expect("update"), 1);
+    assert_eq!(
+        restarted
+            .stream(&mine)
+            .await
+            .expect("read")
+            .expect("row")
+            .status,
+        "interrupted"
+    );
+    assert_eq!(
+        restarted
+            .stream(&theirs)
+            .await
+            .expect("read")
+            .expect("row")
+            .status,
+        "streaming"
+    );
+}
+
+async fn a_bad_record_does_not_block_the_others(store: Store) {
+    let recorder = recorder(&store);
+    let good = uuid::Uuid::now_v7().to_string();
+    // An event for a stream that does not exist violates the foreign key: the database rejects
+    // it, and the writer isolates it instead of retrying the whole batch forever.
+    recorder.event(StreamEvent {
+        stream_id: "no-such-stream".into(),
+        seq: 0,
+        kind: "x".into(),
+        at_ms: 0.0,
+        payload: "{}".into(),
+    });
+    assert!(recorder.open(new_stream(&good)).await);
+    recorder.close(close(&good, StreamStatus::Cancelled));
+    assert!(recorder.flush().await);
+    assert_eq!(
+        store
+            .stream(&good)
+            .await
+            .expect("read")
+            .expect("row")
+            .status,
+        "cancelled"
+    );
+}
+
+async fn api_keys_are_hashed_and_revocable(store: Store) {
+    let created = store.create_api_key("ci", [7; 32]).await.expect("create");
+    assert!(created.secret.starts_with("msk_"));
+    assert_eq!(store.count_active_api_keys().await.expect("count"), 1);
+    let found = store
+        .active_api_key(&created.secret)
+        .await
+        .expect("lookup")
+        .expect("active");
+    assert_eq!(found.id, created.key.id);
+    assert!(
+        store
+            .active_api_key("msk_wrong")
+            .await
+            .expect("lookup")
+            .is_none()
+    );
+    let again = store
+        .import_api_key("ci", &created.secret)
+        .await
+        .expect("idempotent");
+    assert_eq!(again.id, created.key.id);
+    assert!(store.revoke_api_key(&created.key.id).await.expect("revoke"));
+    assert!(
+        store
+            .active_api_key(&created.secret)
+            .await
+            .expect("lookup")
+            .is_none()
+    );
+    assert!(
+        !store
+            .revoke_api_key(&created.key.id)
+            .await
+            .expect("second revoke")
+    );
+}
+
+async fn calendar_overlap_is_a_conflict_check(store: Store) {
+    let event = |title: &str, starts_at, ends_at| NewCalendarEvent {
+        title: title.into(),
+        attendees: vec!["John".into()],
+        starts_at,
+        ends_at,
+        stream_id: None,
+    };
+    store
+        .insert_calendar_event(&event("standup", 1_000, 2_000))
+        .await
+        .expect("insert");
+    store
+        .insert_calendar_event(&event("review", 3_000, 4_000))
+        .await
+        .expect("insert");
+    let titles = |events: Vec<midstream_store::CalendarEvent>| {
+        events.into_iter().map(|e| e.title).collect::<Vec<_>>()
+    };
+    assert_eq!(
+        titles(
+            store
+                .calendar_events_overlapping(1_500, 3_500)
+                .await
+                .expect("q")
+        ),
+        vec!["standup", "review"]
+    );
+    assert!(
+        store
+            .calendar_events_overlapping(2_000, 3_000)
+            .await
+            .expect("q")
+            .is_empty(),
+        "touching is not overlapping"
+    );
+    assert!(
+        store
+            .insert_calendar_event(&event("bad", 5, 5))
+            .await
+            .is_err(),
+        "an event must end after it starts"
+    );
+}
+
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite_backend {
+            $(#[tokio::test] async fn $name() { super::$name(super::sqlite("a").await.0).await; })*
+        }
+        mod postgres_backend {
+            $(#[tokio::test] async fn $name() { super::$name(super::postgres("a").await.0).await; })*
+        }
+    };
+}
+
+on_both_backends!(
+    a_stream_round_trips,
+    a_bad_record_does_not_block_the_others,
+    api_keys_are_hashed_and_revocable,
+    calendar_overlap_is_a_conflict_check
+);
+
+#[tokio::test]
+async fn sqlite_interrupted_streams() {
+    let (store, url) = sqlite("a").await;
+    streams_left_open_are_marked_interrupted_only_for_this_instance(url, store).await;
+}
+
+#[tokio::test]
+async fn postgres_interrupted_streams() {
+    let (store, url) = postgres("a").await;
+    streams_left_open_are_marked_interrupted_only_for_this_instance(url, store).await;
+}
+
+/// The database goes away while records keep coming: they wait in the buffer and are all
+/// written once it is back.
+#[tokio::test]
+async fn postgres_outage_loses_nothing() {
+    let url = fresh_postgres_url().await;
+    let store = connect(&url, "a").await;
+    let recorder = recorder(&store);
+    let id = uuid::Uuid::now_v7().to_string();
+    assert!(recorder.open(new_stream(&id)).await);
+    let db = url.rsplit('/').next().expect("db name").to_owned();
+    let admin = connect_admin().await;
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "ALTER DATABASE \"{db}\" ALLOW_CONNECTIONS false"
+    )))
+    .execute(&admin)
+    .await
+    .expect("block");
+    sqlx::query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()")
+        .bind(&db)
+        .execute(&admin)
+        .await
+        .expect("terminate");
+    for seq in 0..50 {
+        recorder.event(StreamEvent {
+            stream_id: id.clone(),
+            seq,
+            kind: "intent".into(),
+            at_ms: 0.0,
+            payload: "{}".into(),
+        });
+    }
+    recorder.close(close(&id, StreamStatus::Completed));
+    // Let the writer fail at least once while the database is unreachable.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        store.ping().await.is_err(),
+        "the database is really unreachable"
+    );
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "ALTER DATABASE \"{db}\" ALLOW_CONNECTIONS true"
+    )))
+    .execute(&admin)
+    .await
+    .expect("unblock");
+    assert!(
+        tokio::time::timeout(Duration::from_secs(30), recorder.flush())
+            .await
+            .expect("flushes after recovery")
+    );
+    assert_eq!(store.stream_events(&id).await.expect("events").len(), 50);
+    assert_eq!(
+        store.stream(&id).await.expect("read").expect("row").status,
+        "completed"
+    );
+}
+
+async fn connect_admin() -> sqlx::PgPool {
+    let admin = std::env::var("MIDSTREAM_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| midstream_store::testing::DEFAULT_ADMIN_URL.to_owned());
+    sqlx::PgPool::connect(&admin)
+        .await
+        .expect("admin connection")
+}

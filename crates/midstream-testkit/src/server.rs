@@ -1,0 +1,48 @@
+//! Running an axum router on a loopback port for as long as a mock handle lives.
+
+use std::io;
+use std::net::SocketAddr;
+
+use axum::Router;
+use tokio::net::TcpListener;
+use tokio_util::sync::{CancellationToken, DropGuard};
+
+/// A server accepting connections until this handle is dropped.
+///
+/// Dropping it stops the accept loop and asks open connections to close gracefully; a
+/// response that never ends (a stalled scenario) keeps its connection task alive until the
+/// runtime shuts down, which for `#[tokio::test]` is the end of the test.
+#[derive(Debug)]
+pub(crate) struct RunningServer {
+    addr: SocketAddr,
+    _stop_on_drop: DropGuard,
+}
+
+impl RunningServer {
+    /// Binds `addr` (use port 0 for a free port) and serves `router` on it.
+    pub(crate) async fn bind(addr: SocketAddr, router: Router) -> io::Result<Self> {
+        let listener = TcpListener::bind(addr).await?;
+        let addr = listener.local_addr()?;
+        let stop = CancellationToken::new();
+        let stopped = stop.clone().cancelled_owned();
+        // Tracked by the cancellation token held in `_stop_on_drop`: the task ends when the
+        // handle is dropped or when the runtime shuts down.
+        tokio::spawn(async move {
+            if let Err(error) = axum::serve(listener, router)
+                .with_graceful_shutdown(stopped)
+                .await
+            {
+                tracing::warn!(%error, %addr, "mock server stopped with an error");
+            }
+        });
+        Ok(Self {
+            addr,
+            _stop_on_drop: stop.drop_guard(),
+        })
+    }
+
+    /// The address actually bound.
+    pub(crate) fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+}
