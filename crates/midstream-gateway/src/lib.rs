@@ -23,6 +23,7 @@ pub mod error;
 pub mod inflight;
 pub mod protocol;
 pub mod routes;
+pub mod rules;
 pub mod server;
 pub mod sse;
 pub mod state;

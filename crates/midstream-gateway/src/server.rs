@@ -18,9 +18,11 @@ use tokio_util::task::TaskTracker;
 
 use crate::auth::Auth;
 use crate::config::Config;
-use crate::inflight::InflightConfig;
+use crate::inflight::{Analyzer, InflightConfig, ModelToolPolicy};
 use crate::state::AppState;
 use crate::upstream::Router;
+use midstream_analysis::Action;
+use midstream_tools::{Dispatcher, DispatcherConfig, ToolsConfig, builtin_registry};
 
 /// After the grace period, how long cut streams get to write their error and close.
 const CUT_STREAMS_GRACE: Duration = Duration::from_secs(5);
@@ -39,6 +41,12 @@ pub enum StartError {
          with `midstream keys create` or set MIDSTREAM_API_KEYS, or bind 127.0.0.1"
     )]
     OpenOnPublicAddress(SocketAddr),
+    /// The intent rules do not compile.
+    #[error("{0}")]
+    Rules(String),
+    /// A tool is misconfigured, or a rule or `[model_tools]` names a tool that does not exist.
+    #[error("tools: {0}")]
+    Tools(String),
     /// The HTTP client could not be built (TLS set-up).
     #[error("HTTP client: {0}")]
     Client(String),
@@ -108,18 +116,19 @@ impl Gateway {
             .tcp_nodelay(true)
             .build()
             .map_err(|e| StartError::Client(e.to_string()))?;
-        let router = Router::new(&config, client);
-        if router.is_demo() {
-            tracing::info!(
-                "no UPSTREAM_BASE_URL: unrouted models are answered by the built-in DEMO MODEL (scripted, not an LLM)"
-            );
-        }
         let inflight = InflightConfig {
             keepalive: config.timeouts.keepalive,
             upstream_idle: config.timeouts.upstream_idle,
             record_open_wait: config.timeouts.record_open_wait,
             ..InflightConfig::default()
         };
+        let analyzer = analyzer(&config, &store, &client, inflight.shutdown.clone())?;
+        let router = Router::new(&config, client);
+        if router.is_demo() {
+            tracing::info!(
+                "no UPSTREAM_BASE_URL: unrouted models are answered by the built-in DEMO MODEL (scripted, not an LLM)"
+            );
+        }
         let state = AppState {
             streams: Arc::new(Semaphore::new(config.limits.max_streams)),
             config: Arc::new(config),
@@ -127,6 +136,7 @@ impl Gateway {
             recorder,
             router: Arc::new(router),
             auth: Arc::new(auth),
+            analyzer,
         };
         Ok(Gateway {
             state,
@@ -195,6 +205,64 @@ impl Gateway {
         tracker.close();
         result.map_err(StartError::Serve)
     }
+}
+
+/// Compiles the rules, registers the tools, and checks that every tool a rule or
+/// `[model_tools]` names exists.
+fn analyzer(
+    config: &Config,
+    store: &Store,
+    client: &reqwest::Client,
+    shutdown: CancellationToken,
+) -> Result<Analyzer, StartError> {
+    let detector = crate::rules::load_detector(config).map_err(StartError::Rules)?;
+    let tools: ToolsConfig = toml::Value::Table(config.file.tools.clone())
+        .try_into()
+        .map_err(|e: toml::de::Error| {
+            StartError::Tools(format!("midstream.toml: [tools]: {}", e.message()))
+        })?;
+    let registry = builtin_registry(&tools, store.clone(), client.clone())
+        .map_err(|e| StartError::Tools(e.to_string()))?;
+    for rule in detector.rules() {
+        if let Action::Tool { tool, .. } = &rule.action
+            && registry.get(tool).is_none()
+        {
+            return Err(StartError::Tools(format!(
+                "intent {:?} calls tool {tool:?}, which is not registered",
+                rule.name
+            )));
+        }
+    }
+    if let Some(unknown) = config
+        .model_tools
+        .owned
+        .iter()
+        .find(|t| registry.get(t).is_none())
+    {
+        return Err(StartError::Tools(format!(
+            "[model_tools] owned names {unknown:?}, which is not registered"
+        )));
+    }
+    let dispatcher = Dispatcher::new(
+        registry,
+        DispatcherConfig {
+            max_concurrent: config.tool_limits.max_concurrent,
+            max_per_stream: config.tool_limits.max_per_stream,
+            ..DispatcherConfig::default()
+        },
+    );
+    let policy = ModelToolPolicy {
+        owned: Arc::new(config.model_tools.owned.iter().cloned().collect()),
+        continue_with_results: config.model_tools.continue_with_results,
+        max_steps: config.model_tools.max_steps,
+    };
+    tracing::info!(rules = detector.rules().len(), tools = ?dispatcher.registry().names().collect::<Vec<_>>(), "inflight analysis ready");
+    Ok(Analyzer::new(
+        Arc::new(detector),
+        dispatcher,
+        policy,
+        shutdown,
+    ))
 }
 
 /// Resolves on ctrl-c or SIGTERM.

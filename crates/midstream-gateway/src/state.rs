@@ -7,6 +7,7 @@ use tokio::sync::Semaphore;
 
 use crate::auth::Auth;
 use crate::config::Config;
+use crate::inflight::Analyzer;
 use crate::upstream::Router;
 
 /// Shared application state; cheap to clone (everything is behind `Arc` or a handle).
@@ -24,4 +25,6 @@ pub struct AppState {
     pub streams: Arc<Semaphore>,
     /// How `/v1` requests are authenticated.
     pub auth: Arc<Auth>,
+    /// Compiled rules and registered tools.
+    pub analyzer: Analyzer,
 }

@@ -376,3 +376,48 @@ async fn the_row_exists_before_the_first_token() {
         .expect("the row exists");
     assert_eq!(row.status, "streaming");
 }
+
+#[tokio::test]
+async fn shutdown_lets_open_streams_finish_within_the_grace_period() {
+    let mock = MockUpstream::start().await;
+    let app = app_with(&mock).await;
+    mock.push(Scenario::text(["slow ", "but ", "complete"]).delay(Duration::from_millis(150)));
+    let response = app.chat(&stream_request()).await;
+    let id = stream_id(&response);
+    let store = app.store.clone();
+    let reading = tokio::spawn(collect_sse(response));
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    app.stop().await.expect("clean stop");
+    let collected = reading.await.expect("joined");
+    assert_eq!(collected.content(), "slow but complete");
+    assert!(collected.ends_with_done());
+    let row = store.stream(&id).await.expect("query").expect("row");
+    assert_eq!(
+        row.status, "completed",
+        "the recorder was flushed before exit"
+    );
+}
+
+#[tokio::test]
+async fn streams_still_open_after_the_grace_period_are_cut_and_recorded_interrupted() {
+    let mock = MockUpstream::start().await;
+    let app = TestApp::builder()
+        .upstream(mock.base_url())
+        .env("MIDSTREAM_SHUTDOWN_GRACE_SECS", "1")
+        .start()
+        .await;
+    mock.push(Scenario::text(["never ", "ends"]).then_stall());
+    let response = app.chat(&stream_request()).await;
+    let id = stream_id(&response);
+    let store = app.store.clone();
+    let reading = tokio::spawn(collect_sse(response));
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    app.stop().await.expect("stops after the grace period");
+    let collected = reading.await.expect("joined");
+    let last = collected.json_chunks().last().cloned().expect("frames");
+    assert_eq!(last["error"]["code"], "shutting_down");
+    assert_eq!(
+        store.stream(&id).await.expect("query").expect("row").status,
+        "interrupted"
+    );
+}

@@ -6,7 +6,7 @@
 use std::path::PathBuf;
 use std::process::Stdio;
 
-use midstream_testkit::{MockUpstream, Scenario, TestApp};
+use midstream_testkit::{MockUpstream, MockWeather, Scenario, TestApp};
 use serde_json::Value;
 
 fn root() -> PathBuf {
@@ -60,16 +60,60 @@ async fn drive(sdk: Sdk, case: &str, base_url: &str) -> Value {
     })
 }
 
+fn event_types(summary: &Value) -> Vec<String> {
+    summary["events"]
+        .as_array()
+        .map(|events| {
+            events
+                .iter()
+                .filter_map(|e| e["type"].as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// With the default rules on, the weather rule fires on the model's text: the SDKs must read
+/// the same text as without events, and expose the events as an extra field.
 async fn streams_and_completions_work(sdk: Sdk) {
     let mock = MockUpstream::start().await;
-    let app = TestApp::builder().upstream(mock.base_url()).start().await;
+    let weather = MockWeather::start().await;
+    let app = TestApp::builder()
+        .upstream(mock.base_url())
+        .default_rules()
+        .config_file(&format!(
+            "[tools.weather]\ngeocoding_base_url = \"{0}\"\nforecast_base_url = \"{0}\"\n",
+            weather.base_url()
+        ))
+        .start()
+        .await;
     let base_url = app.url("/v1");
-    let pieces = ["The ", "weather ", "is ", "fine ", "\u{2014} caf\u{e9}."];
+    let pieces = [
+        "The ",
+        "weather in Paris ",
+        "is ",
+        "fine ",
+        "\u{2014} caf\u{e9}.",
+    ];
     let expected: String = pieces.concat();
 
     mock.set_default(Scenario::text(pieces));
+    // Prompt rules fire too (the drivers ask about Paris and a meeting with John).
+    let expected_events = ["intent", "tool.started", "tool.result"];
+    let has_all = |summary: &Value| {
+        let types = event_types(summary);
+        expected_events.iter().all(|t| types.iter().any(|x| x == t))
+    };
     let naive = drive(sdk, "naive", &base_url).await;
     assert_eq!(naive["text"], expected.as_str(), "{sdk:?} naive loop");
+    assert!(has_all(&naive), "{sdk:?} naive: {naive}");
+    let weather = naive["events"]
+        .as_array()
+        .and_then(|e| {
+            e.iter()
+                .find(|e| e["type"] == "tool.result" && e["tool"] == "weather")
+        })
+        .map(|r| r["result"]["city"].clone());
+    assert_eq!(weather, Some(Value::from("Paris")), "{sdk:?}: {naive}");
 
     let helper = drive(sdk, "helper", &base_url).await;
     assert_eq!(
@@ -82,9 +126,11 @@ async fn streams_and_completions_work(sdk: Sdk) {
         expected.as_str(),
         "{sdk:?} stream helper final completion"
     );
+    assert!(has_all(&helper), "{sdk:?} helper: {helper}");
 
     let create = drive(sdk, "create", &base_url).await;
     assert_eq!(create["text"], expected.as_str(), "{sdk:?} non-streaming");
+    assert!(has_all(&create), "{sdk:?} create: {create}");
 
     mock.push(Scenario::text(["partial ", "answer ", "then"]).drop_after(2));
     let error = drive(sdk, "error", &base_url).await;

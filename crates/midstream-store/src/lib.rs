@@ -17,6 +17,7 @@
 //! # }
 //! ```
 
+mod analysis;
 mod api_keys;
 mod calendar;
 pub mod clock;
@@ -29,6 +30,7 @@ pub mod testing;
 
 use std::sync::Arc;
 
+pub use analysis::{IntentRecord, ToolCallRecord};
 pub use api_keys::{ApiKey, CreatedApiKey, KEY_PREFIX, hash_secret};
 pub use calendar::{CalendarEvent, NewCalendarEvent};
 pub use error::StoreError;

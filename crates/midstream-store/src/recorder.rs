@@ -24,7 +24,7 @@ use tokio::time::{Instant, MissedTickBehavior};
 use tokio_util::task::TaskTracker;
 
 use crate::streams::Batch;
-use crate::{NewStream, Store, StreamClose, StreamEvent};
+use crate::{IntentRecord, NewStream, Store, StreamClose, StreamEvent, ToolCallRecord};
 
 /// Metric names, so the gateway's `/metrics` documentation and the writer agree.
 pub mod metric {
@@ -72,6 +72,8 @@ const FINAL_ATTEMPTS: u32 = 3;
 enum Command {
     Open(Box<NewStream>, oneshot::Sender<()>),
     Event(StreamEvent),
+    Intent(Box<IntentRecord>),
+    ToolCall(Box<ToolCallRecord>),
     Close(Box<StreamClose>),
     Flush(oneshot::Sender<()>),
 }
@@ -115,6 +117,16 @@ impl Recorder {
         self.send(Command::Event(event));
     }
 
+    /// Records an intent that fired.
+    pub fn intent(&self, intent: IntentRecord) {
+        self.send(Command::Intent(Box::new(intent)));
+    }
+
+    /// Records a tool call's state (started, then ended: the later state replaces the earlier).
+    pub fn tool_call(&self, call: ToolCallRecord) {
+        self.send(Command::ToolCall(Box::new(call)));
+    }
+
     /// Records how a stream ended.
     pub fn close(&self, close: StreamClose) {
         self.send(Command::Close(Box::new(close)));
@@ -151,7 +163,7 @@ impl Pending {
     fn push(&mut self, command: Command, buffer_limit: usize) {
         let len = self.batch.len();
         let keep = match &command {
-            Command::Event(_) => len < buffer_limit,
+            Command::Event(_) | Command::Intent(_) | Command::ToolCall(_) => len < buffer_limit,
             Command::Open(..) | Command::Close(_) => len < buffer_limit.saturating_mul(2),
             Command::Flush(_) => true,
         };
@@ -166,6 +178,8 @@ impl Pending {
                 self.open_acks.push(ack);
             }
             Command::Event(event) => self.batch.events.push(event),
+            Command::Intent(intent) => self.batch.intents.push(*intent),
+            Command::ToolCall(call) => self.batch.tool_calls.push(*call),
             Command::Close(close) => self.batch.closes.push(*close),
             Command::Flush(ack) => self.flush_acks.push(ack),
         }
@@ -304,6 +318,20 @@ impl Writer {
         for event in batch.events {
             let single = Batch {
                 events: vec![event],
+                ..Batch::default()
+            };
+            self.write_single(&single).await;
+        }
+        for intent in batch.intents {
+            let single = Batch {
+                intents: vec![intent],
+                ..Batch::default()
+            };
+            self.write_single(&single).await;
+        }
+        for call in batch.tool_calls {
+            let single = Batch {
+                tool_calls: vec![call],
                 ..Batch::default()
             };
             self.write_single(&single).await;

@@ -1,10 +1,13 @@
 //! The record of one stream: its row, its messages and its events; written in batches by the
 //! [`Recorder`](crate::Recorder) and read back for `GET /v1/streams/{id}`.
 
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
+
 use serde::Serialize;
 
 use crate::pool::on_pool;
-use crate::{Store, StoreError};
+use crate::{IntentRecord, Store, StoreError, ToolCallRecord};
 
 /// Where a stream is in its life. Stored as the lower-case name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -196,12 +199,35 @@ pub struct EventRow {
 pub(crate) struct Batch {
     pub opens: Vec<NewStream>,
     pub events: Vec<StreamEvent>,
+    pub intents: Vec<IntentRecord>,
+    pub tool_calls: Vec<ToolCallRecord>,
     pub closes: Vec<StreamClose>,
 }
 
 impl Batch {
     pub fn len(&self) -> usize {
-        self.opens.len() + self.events.len() + self.closes.len()
+        self.opens.len()
+            + self.events.len()
+            + self.intents.len()
+            + self.tool_calls.len()
+            + self.closes.len()
+    }
+
+    /// A call's later state replaces its earlier one: one row per call per batch, so the
+    /// multi-row upsert never touches a row twice (PostgreSQL refuses that).
+    fn latest_tool_calls(&self) -> Vec<&ToolCallRecord> {
+        let mut latest: Vec<&ToolCallRecord> = Vec::with_capacity(self.tool_calls.len());
+        let mut index: HashMap<(&str, &str), usize> = HashMap::with_capacity(self.tool_calls.len());
+        for call in &self.tool_calls {
+            match index.entry((call.stream_id.as_str(), call.call_id.as_str())) {
+                Entry::Occupied(at) => latest[*at.get()] = call,
+                Entry::Vacant(slot) => {
+                    slot.insert(latest.len());
+                    latest.push(call);
+                }
+            }
+        }
+        latest
     }
 
     pub fn is_empty(&self) -> bool {
@@ -210,7 +236,7 @@ impl Batch {
 }
 
 /// Rows per multi-row `INSERT`: far below SQLite's and PostgreSQL's bind limits (32,766 and
-/// 65,535 parameters) at up to 9 columns.
+/// 65,535 parameters) at up to 14 columns.
 const ROWS_PER_INSERT: usize = 500;
 
 impl Store {
@@ -279,6 +305,59 @@ impl Store {
                         .push_bind(&e.payload);
                 })
                 .push(" ON CONFLICT (stream_id, seq) DO NOTHING")
+                .build()
+                .execute(&mut *tx)
+                .await?;
+            }
+            for intents in batch.intents.chunks(ROWS_PER_INSERT) {
+                sqlx::QueryBuilder::new(
+                    "INSERT INTO intents (stream_id, intent_id, rule, scope, action, matched, \
+                     captures, at_ms, chars_seen) ",
+                )
+                .push_values(intents, |mut row, i| {
+                    row.push_bind(&i.stream_id)
+                        .push_bind(&i.intent_id)
+                        .push_bind(&i.rule)
+                        .push_bind(&i.scope)
+                        .push_bind(&i.action)
+                        .push_bind(&i.matched)
+                        .push_bind(&i.captures)
+                        .push_bind(i.at_ms)
+                        .push_bind(i.chars_seen);
+                })
+                .push(" ON CONFLICT (stream_id, intent_id) DO NOTHING")
+                .build()
+                .execute(&mut *tx)
+                .await?;
+            }
+            for calls in batch.latest_tool_calls().chunks(ROWS_PER_INSERT) {
+                sqlx::QueryBuilder::new(
+                    "INSERT INTO tool_calls (stream_id, call_id, tool, source, intent_id, \
+                     model_call_id, arguments, status, result, error_code, error_message, cached, \
+                     started_ms, duration_ms) ",
+                )
+                .push_values(calls, |mut row, c| {
+                    row.push_bind(&c.stream_id)
+                        .push_bind(&c.call_id)
+                        .push_bind(&c.tool)
+                        .push_bind(&c.source)
+                        .push_bind(&c.intent_id)
+                        .push_bind(&c.model_call_id)
+                        .push_bind(&c.arguments)
+                        .push_bind(&c.status)
+                        .push_bind(&c.result)
+                        .push_bind(&c.error_code)
+                        .push_bind(&c.error_message)
+                        .push_bind(c.cached)
+                        .push_bind(c.started_ms)
+                        .push_bind(c.duration_ms);
+                })
+                .push(
+                    " ON CONFLICT (stream_id, call_id) DO UPDATE SET status = excluded.status, \
+                     result = excluded.result, error_code = excluded.error_code, \
+                     error_message = excluded.error_message, cached = excluded.cached, \
+                     duration_ms = excluded.duration_ms",
+                )
                 .build()
                 .execute(&mut *tx)
                 .await?;

@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use midstream_store::testing::fresh_postgres_url;
 use midstream_store::{
-    NewCalendarEvent, NewMessage, NewStream, Recorder, RecorderConfig, Store, StoreOptions,
-    StreamClose, StreamEvent, StreamStatus, Usage,
+    IntentRecord, NewCalendarEvent, NewMessage, NewStream, Recorder, RecorderConfig, Store,
+    StoreOptions, StreamClose, StreamEvent, StreamStatus, ToolCallRecord, Usage,
 };
 use tokio_util::task::TaskTracker;
 
@@ -286,6 +286,73 @@ async fn calendar_overlap_is_a_conflict_check(store: Store) {
     );
 }
 
+fn tool_call(id: &str, status: &str) -> ToolCallRecord {
+    ToolCallRecord {
+        stream_id: id.to_owned(),
+        call_id: "call_1".into(),
+        tool: "weather".into(),
+        source: "intent".into(),
+        intent_id: Some("int_1".into()),
+        model_call_id: None,
+        arguments: r#"{"city":"Paris"}"#.into(),
+        status: status.into(),
+        result: (status == "succeeded").then(|| r#"{"temperature":21}"#.into()),
+        error_code: None,
+        error_message: None,
+        cached: (status != "running").then_some(false),
+        started_ms: 5.0,
+        duration_ms: (status != "running").then_some(30.0),
+    }
+}
+
+async fn intents_and_tool_calls_are_queryable(store: Store) {
+    let recorder = recorder(&store);
+    let id = uuid::Uuid::now_v7().to_string();
+    assert!(recorder.open(new_stream(&id)).await);
+    recorder.intent(IntentRecord {
+        stream_id: id.clone(),
+        intent_id: "int_1".into(),
+        rule: "weather".into(),
+        scope: "output".into(),
+        action: "tool".into(),
+        matched: Some("weather in Paris".into()),
+        captures: r#"{"city":"Paris"}"#.into(),
+        at_ms: 4.5,
+        chars_seen: 40,
+    });
+    // Start and end in the same batch: one row, in its final state.
+    recorder.tool_call(tool_call(&id, "running"));
+    recorder.tool_call(tool_call(&id, "succeeded"));
+    assert!(recorder.flush().await);
+    let calls = store.stream_tool_calls(&id).await.expect("calls");
+    assert_eq!(calls, vec![tool_call(&id, "succeeded")]);
+    // Start and end in different batches.
+    let second = ToolCallRecord {
+        call_id: "call_2".into(),
+        ..tool_call(&id, "running")
+    };
+    recorder.tool_call(second.clone());
+    assert!(recorder.flush().await);
+    assert_eq!(
+        store.stream_tool_calls(&id).await.expect("calls")[1].status,
+        "running"
+    );
+    recorder.tool_call(ToolCallRecord {
+        status: "failed".into(),
+        error_code: Some("timeout".into()),
+        ..second
+    });
+    assert!(recorder.flush().await);
+    let calls = store.stream_tool_calls(&id).await.expect("calls");
+    assert_eq!(
+        (calls[1].status.as_str(), calls[1].error_code.as_deref()),
+        ("failed", Some("timeout"))
+    );
+    let intents = store.stream_intents(&id).await.expect("intents");
+    assert_eq!(intents.len(), 1);
+    assert_eq!(intents[0].captures, r#"{"city":"Paris"}"#);
+}
+
 macro_rules! on_both_backends {
     ($($name:ident),* $(,)?) => {
         mod sqlite_backend {
@@ -299,6 +366,7 @@ macro_rules! on_both_backends {
 
 on_both_backends!(
     a_stream_round_trips,
+    intents_and_tool_calls_are_queryable,
     a_bad_record_does_not_block_the_others,
     api_keys_are_hashed_and_revocable,
     calendar_overlap_is_a_conflict_check

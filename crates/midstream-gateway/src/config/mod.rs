@@ -185,6 +185,15 @@ pub struct ModelToolsConfig {
     pub max_steps: u32,
 }
 
+/// Bounds on tool calls.
+#[derive(Debug, Clone)]
+pub struct ToolLimits {
+    /// Tool calls running at once in the process.
+    pub max_concurrent: usize,
+    /// Tool calls running at once in one stream.
+    pub max_per_stream: usize,
+}
+
 /// The validated configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -222,6 +231,8 @@ pub struct Config {
     pub file: FileConfigSummary,
     /// `[model_tools]`.
     pub model_tools: ModelToolsConfig,
+    /// `MIDSTREAM_TOOLS_MAX_CONCURRENT`, `MIDSTREAM_TOOLS_MAX_PER_STREAM`.
+    pub tool_limits: ToolLimits,
 }
 
 /// What came from `midstream.toml` and is validated by the crates that own it.
@@ -336,6 +347,10 @@ impl Config {
                 tools: file.tools,
             },
             model_tools,
+            tool_limits: ToolLimits {
+                max_concurrent: usize_of(env, "MIDSTREAM_TOOLS_MAX_CONCURRENT", 256)?,
+                max_per_stream: usize_of(env, "MIDSTREAM_TOOLS_MAX_PER_STREAM", 8)?,
+            },
         })
     }
 

@@ -20,12 +20,13 @@ use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use bytes::Bytes;
+use futures_util::future::BoxFuture;
 use http_body::{Body as HttpBody, Frame, SizeHint};
 use midstream_store::{OpenReceipt, StreamStatus};
 use tokio::time::Sleep;
 use tokio_util::sync::WaitForCancellationFutureOwned;
 
-use super::analysis::StreamAnalysis;
+use super::analysis::{Forward, StreamAnalysis};
 use super::layer::InflightConfig;
 use super::plan::StreamPlan;
 use super::record::StreamRecord;
@@ -34,6 +35,7 @@ use crate::protocol::chunk::ChunkView;
 use crate::sse::authored::{self, ChunkMeta};
 use crate::sse::frames::{FrameKind, FrameSplitter, frame_data};
 use crate::telemetry::prometheus as metric;
+use crate::upstream::{UpstreamError, UpstreamResponse};
 
 enum Phase {
     /// The stream's row is being committed; nothing is sent before it is (bounded wait).
@@ -45,6 +47,9 @@ enum Phase {
     Streaming,
     /// The upstream finished; waiting for the stream's tool calls to end.
     Draining,
+    /// Every owned tool the model called has a result: the follow-up request is on its way
+    /// and its stream will continue this one.
+    Continuing(BoxFuture<'static, Result<UpstreamResponse, UpstreamError>>),
     /// Nothing more to send after `out` drains.
     Done,
 }
@@ -64,10 +69,12 @@ pub struct InflightBody {
     /// The upstream's id/created/model once its first chunk arrived.
     meta: Option<ChunkMeta>,
     fallback_meta: ChunkMeta,
-    /// Events raised before the upstream's first chunk, sent right after it so they carry its id.
-    early_events: Vec<Bytes>,
+    /// Events (JSON) raised before the upstream's first chunk, sent right after it so they carry
+    /// its id (or with the fallback id if it never sends one).
+    early_events: Vec<String>,
     saw_done: bool,
     saw_finish: bool,
+    stop_sent: bool,
     upstream_error: Option<String>,
     timers: Timers,
     shutdown: Pin<Box<WaitForCancellationFutureOwned>>,
@@ -86,16 +93,12 @@ struct Timers {
 
 impl InflightBody {
     /// Wraps an upstream body according to a stream plan.
-    pub fn new(
-        upstream: Body,
-        plan: StreamPlan,
-        analysis: StreamAnalysis,
-        config: &InflightConfig,
-    ) -> InflightBody {
+    pub fn new(upstream: Body, plan: StreamPlan, config: &InflightConfig) -> InflightBody {
         let now = Instant::now();
         let StreamPlan {
             record,
             row,
+            analysis,
             inject_events,
             fallback_meta,
             permit,
@@ -118,6 +121,7 @@ impl InflightBody {
             early_events: Vec::new(),
             saw_done: false,
             saw_finish: false,
+            stop_sent: false,
             upstream_error: None,
             timers: Timers {
                 tick: Box::pin(tokio::time::sleep(
@@ -181,66 +185,82 @@ impl InflightBody {
         }
         let finish = chunk.finish_reason().map(str::to_owned);
         let content = chunk.message().and_then(|m| m.content_text());
-        let forwarded = self.analysis.on_content(
+        let mut forward = self.analysis.on_content(
             frame,
             payload.start,
             &chunk,
             content.as_deref(),
             &mut self.record,
         );
-        match forwarded {
-            Some(bytes) => self.out.push_back(bytes),
-            None => self.out.push_back(frame.clone()),
+        let mut tail = None;
+        if let Some(reason) = &finish {
+            tail = self.analysis.on_finish(&mut self.record);
+            if reason == "tool_calls" && self.analysis.continues_after_tools() {
+                // The gateway runs these calls and continues the conversation itself: the client
+                // sees the follow-up's answer, not a request to run tools.
+                forward = Forward::Drop;
+            } else {
+                self.saw_finish = true;
+                self.record.finish_reason(reason);
+            }
         }
-        if first_chunk && self.meta.is_some() {
-            self.out.extend(self.early_events.drain(..));
-        }
-        if let Some(reason) = finish {
-            self.saw_finish = true;
+        if let Some(tail) = tail {
+            // Text held back for a redaction, released before the frame that ends the content.
             let meta = self
                 .meta
                 .clone()
                 .unwrap_or_else(|| self.fallback_meta.clone());
-            if let Some(tail) = self.analysis.on_finish(&mut self.record) {
-                // Text held back for a redaction, released now, before the finish frame.
-                let last = self.out.pop_back();
-                self.out.push_back(meta.content(&tail));
-                self.out.extend(last);
-            }
-            self.record.finish_reason(&reason);
+            self.out.push_back(meta.content(&tail));
+        }
+        match forward {
+            Forward::Unchanged => self.out.push_back(frame.clone()),
+            Forward::Replace(bytes) => self.out.push_back(bytes),
+            Forward::Drop => {}
+        }
+        if first_chunk && self.meta.is_some() {
+            self.flush_early_events();
         }
         self.queue_events();
     }
 
     /// Moves the analysis's ready events into the output (or holds them until the upstream's
-    /// first chunk, so they carry its id).
+    /// first chunk, so they carry its id), and ends the stream if a stop rule matched.
     fn queue_events(&mut self) {
         for event in self.analysis.take_events() {
-            let payload = event.to_json();
-            self.record.event(event.kind(), payload.clone());
+            self.record.event(event.kind(), event.json().to_owned());
             if !self.inject_events {
                 continue;
             }
             match &self.meta {
-                Some(meta) => self.out.push_back(meta.event_json(&payload)),
-                None => self
-                    .early_events
-                    .push(self.fallback_meta.event_json(&payload)),
+                Some(meta) => self.out.push_back(meta.event_json(event.json())),
+                None => self.early_events.push(event.json().to_owned()),
             }
         }
-        if let Some(stop) = self.analysis.take_stop() {
-            self.stop(stop);
+        if self.analysis.stopped() && !self.stop_sent {
+            self.stop();
         }
     }
 
-    /// A `stop` rule matched: finish with `content_filter` and drop the upstream.
-    fn stop(&mut self, reason: &'static str) {
+    /// Sends the events held for the upstream's first chunk, with its id when known.
+    fn flush_early_events(&mut self) {
+        let meta = self.meta.as_ref().unwrap_or(&self.fallback_meta);
+        for event in self.early_events.drain(..) {
+            self.out.push_back(meta.event_json(&event));
+        }
+    }
+
+    /// A `stop` rule matched: finish with `content_filter` and drop the upstream. The stream's
+    /// tool calls still end (bounded by their timeouts) before `[DONE]`.
+    fn stop(&mut self) {
+        const REASON: &str = "content_filter";
+        self.stop_sent = true;
+        self.flush_early_events();
         let meta = self
             .meta
             .clone()
             .unwrap_or_else(|| self.fallback_meta.clone());
-        self.out.push_back(meta.finish_reason(reason));
-        self.record.finish_reason(reason);
+        self.out.push_back(meta.finish_reason(REASON));
+        self.record.finish_reason(REASON);
         self.saw_finish = true;
         self.upstream = Body::empty();
         self.phase = Phase::Draining;
@@ -255,7 +275,8 @@ impl InflightBody {
         if unfinished > 0 {
             tracing::debug!(stream_id = %self.record.stream_id(), bytes = unfinished, "upstream ended inside a frame");
         }
-        if !self.saw_done && !self.saw_finish && self.upstream_error.is_none() {
+        let continuing = self.analysis.continues_after_tools();
+        if !self.saw_done && !self.saw_finish && !continuing && self.upstream_error.is_none() {
             metrics::counter!(metric::UPSTREAM_ERRORS, "kind" => "truncated").increment(1);
             self.fail(
                 "the upstream closed the stream before it finished".to_owned(),
@@ -279,6 +300,7 @@ impl InflightBody {
     /// Ends the stream with an in-band error (DESIGN.md 3.1: `data: {"error": ...}`, then the
     /// body ends without `[DONE]`).
     fn fail(&mut self, message: String, code: &'static str) {
+        self.flush_early_events();
         self.out.push_back(authored::error_frame(&ErrorBody {
             message: message.clone(),
             kind: "upstream_error",
@@ -293,12 +315,23 @@ impl InflightBody {
 
     /// All tool calls ended: the terminator.
     fn complete(&mut self) {
+        self.flush_early_events();
         self.out.push_back(Bytes::from_static(authored::DONE));
         match self.upstream_error.take() {
             Some(error) => self.record.close(StreamStatus::Failed, Some(error)),
             None => self.record.close(StreamStatus::Completed, None),
         }
         self.phase = Phase::Done;
+    }
+
+    /// The follow-up response's stream continues this one.
+    fn continue_with(&mut self, response: UpstreamResponse) {
+        self.upstream = Body::from_stream(response.body);
+        self.splitter = FrameSplitter::new(self.splitter.max_frame());
+        self.saw_done = false;
+        self.saw_finish = false;
+        self.timers.last_upstream = Instant::now();
+        self.phase = Phase::Streaming;
     }
 
     /// Keep-alives and the idle limit; called only when nothing else is ready.
@@ -381,9 +414,11 @@ impl HttpBody for InflightBody {
                         tracing::warn!(stream_id = %this.record.stream_id(), "stream row not committed in time; streaming anyway");
                     }
                     this.phase = Phase::Streaming;
+                    // Events of the prompt's analysis (and a prompt `stop`).
+                    this.queue_events();
                 }
                 Phase::Streaming => {
-                    if this.analysis.poll_events(cx).is_ready() {
+                    if this.analysis.poll_events(cx, &mut this.record).is_ready() {
                         this.queue_events();
                         continue;
                     }
@@ -406,7 +441,7 @@ impl HttpBody for InflightBody {
                     }
                 }
                 Phase::Draining => {
-                    if this.analysis.poll_events(cx).is_ready() {
+                    if this.analysis.poll_events(cx, &mut this.record).is_ready() {
                         this.queue_events();
                         continue;
                     }
@@ -414,8 +449,23 @@ impl HttpBody for InflightBody {
                         ready!(this.poll_timers(cx));
                         continue;
                     }
-                    this.complete();
+                    match this.analysis.next_step() {
+                        Some(request) => this.phase = Phase::Continuing(request),
+                        None => this.complete(),
+                    }
                 }
+                Phase::Continuing(request) => match request.as_mut().poll(cx) {
+                    Poll::Ready(Ok(response)) => this.continue_with(response),
+                    Poll::Ready(Err(error)) => {
+                        metrics::counter!(metric::UPSTREAM_ERRORS, "kind" => error.kind())
+                            .increment(1);
+                        this.fail(
+                            format!("the follow-up request with tool results failed: {error}"),
+                            "upstream_error",
+                        );
+                    }
+                    Poll::Pending => ready!(this.poll_timers(cx)),
+                },
                 Phase::Done => return Poll::Ready(None),
             }
         }

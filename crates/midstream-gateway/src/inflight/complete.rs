@@ -14,7 +14,6 @@ use http::{HeaderValue, Response, header};
 use http_body_util::BodyExt;
 use midstream_store::StreamStatus;
 
-use super::analysis::StreamAnalysis;
 use super::layer::InflightConfig;
 use super::plan::StreamPlan;
 use crate::error::ApiError;
@@ -25,25 +24,32 @@ pub(super) async fn complete(
     mut parts: Parts,
     body: Body,
     plan: Box<StreamPlan>,
-    mut analysis: StreamAnalysis,
     config: Arc<InflightConfig>,
 ) -> Response<Body> {
     let StreamPlan {
         mut record,
         row,
+        mut analysis,
         inject_events,
+        fallback_meta,
         permit,
         ..
     } = *plan;
-    let upstream = match read_bounded(body, config.max_completion_bytes).await {
-        Ok(bytes) => bytes,
-        Err(message) => {
-            record.close(StreamStatus::Failed, Some(message.clone()));
-            return ApiError::UpstreamFailed {
-                message,
-                retryable: true,
+    let upstream = if analysis.stopped() {
+        // A prompt `stop` rule: the upstream was not called.
+        record.finish_reason("content_filter");
+        fallback_meta.stopped_completion()
+    } else {
+        match read_bounded(body, config.max_completion_bytes).await {
+            Ok(bytes) => bytes,
+            Err(message) => {
+                record.close(StreamStatus::Failed, Some(message.clone()));
+                return ApiError::UpstreamFailed {
+                    message,
+                    retryable: true,
+                }
+                .into_response();
             }
-            .into_response();
         }
     };
     let Some(chunk) = ChunkView::parse(&upstream) else {
@@ -58,29 +64,29 @@ pub(super) async fn complete(
     if let Some(usage) = chunk.usage {
         record.usage(usage);
     }
-    let content = chunk.message().and_then(|m| m.content_text());
-    analysis.on_content(&upstream, 0, &chunk, content.as_deref(), &mut record);
-    analysis.on_finish(&mut record);
     if let Some(reason) = chunk.finish_reason() {
         record.finish_reason(reason);
     }
+    let content = chunk.message().and_then(|m| m.content_text());
+    let rewritten =
+        analysis.on_complete_content(&upstream, &chunk, content.as_deref(), &mut record);
     drop(content);
     drop(chunk);
-    analysis.wait_all().await;
+    analysis.wait_all(&mut record).await;
     let mut events = Vec::new();
     for event in analysis.take_events() {
-        let json = event.to_json();
-        record.event(event.kind(), json.clone());
-        events.push(json);
+        record.event(event.kind(), event.json().to_owned());
+        events.push(event.json().to_owned());
     }
     // The row must exist before the answer leaves, as for streams (bounded the same way).
     let _committed = tokio::time::timeout(config.record_open_wait, row).await;
     record.close(StreamStatus::Completed, None);
     drop(permit);
+    let answer = rewritten.unwrap_or(upstream);
     let body = if inject_events {
-        splice_events(&upstream, &events)
+        splice_events(&answer, &events)
     } else {
-        upstream
+        answer
     };
     parts.headers.remove(header::CONTENT_LENGTH);
     parts.headers.remove(header::TRANSFER_ENCODING);

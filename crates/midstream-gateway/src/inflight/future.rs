@@ -9,7 +9,6 @@ use axum::body::Body;
 use futures_util::future::BoxFuture;
 use http::Response;
 
-use super::analysis::StreamAnalysis;
 use super::body::InflightBody;
 use super::complete;
 use super::layer::InflightConfig;
@@ -56,16 +55,14 @@ where
                 return Poll::Ready(Ok(response));
             };
             let (parts, body) = response.into_parts();
-            let analysis = StreamAnalysis::default();
             if plan.streaming {
-                let body = InflightBody::new(body, *plan, analysis, this.config);
+                let body = InflightBody::new(body, *plan, this.config);
                 return Poll::Ready(Ok(Response::from_parts(parts, Body::new(body))));
             }
             *this.completing = Some(Box::pin(complete::complete(
                 parts,
                 body,
                 plan,
-                analysis,
                 this.config.clone(),
             )));
         }

@@ -15,21 +15,26 @@
 //! | `future.rs` | [`ResponseFuture`], picks the plan out of the response |
 //! | `body.rs` | [`InflightBody`], the streaming body (the hot path) |
 //! | `complete.rs` | non-streaming completions |
-//! | `analysis.rs` | [`StreamAnalysis`], scanner + tools of one stream |
+//! | `analysis.rs` | [`Analyzer`] and [`StreamAnalysis`]: scanner + tools of one stream |
+//! | `events.rs` | the `intent` / `tool.*` events, as JSON |
+//! | `model_calls.rs` | `tool_calls` the model streams, assembled |
 //! | `record.rs` | [`StreamRecord`], the stream's record, closed exactly once |
 //! | `plan.rs` | [`StreamPlan`] and [`PlanSlot`], handler → layer |
 
 mod analysis;
 mod body;
 mod complete;
+mod events;
 mod future;
 mod layer;
+mod model_calls;
 mod plan;
 mod record;
 mod service;
 
-pub use analysis::{MidstreamEvent, StreamAnalysis};
+pub use analysis::{Analyzer, Forward, ModelToolPolicy, StreamAnalysis};
 pub use body::InflightBody;
+pub use events::MidstreamEvent;
 pub use future::ResponseFuture;
 pub use layer::{InflightConfig, InflightLayer};
 pub use plan::{PlanSlot, StreamPlan};

@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex};
 use midstream_store::OpenReceipt;
 use tokio::sync::OwnedSemaphorePermit;
 
+use super::analysis::StreamAnalysis;
 use super::record::StreamRecord;
 use crate::sse::authored::ChunkMeta;
 
@@ -20,6 +21,8 @@ pub struct StreamPlan {
     pub record: StreamRecord,
     /// Resolves when the stream's row is committed; the first byte waits for it (bounded).
     pub row: OpenReceipt,
+    /// The stream's analysis, already fed the prompt.
+    pub analysis: StreamAnalysis,
     /// Whether events are injected (`X-Midstream-Events: off` turns it off).
     pub inject_events: bool,
     /// `stream: true`.

@@ -6,7 +6,10 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use midstream_store::{NewMessage, Recorder, StreamClose, StreamEvent, StreamStatus, Usage};
+use midstream_store::{
+    IntentRecord, NewMessage, Recorder, StreamClose, StreamEvent, StreamStatus, ToolCallRecord,
+    Usage,
+};
 
 use crate::protocol::chunk::UsageView;
 use crate::telemetry::prometheus as metric;
@@ -92,6 +95,16 @@ impl StreamRecord {
             payload,
         });
         seq
+    }
+
+    /// Records an intent that fired.
+    pub fn intent(&self, intent: IntentRecord) {
+        self.recorder.intent(intent);
+    }
+
+    /// Records a tool call's state.
+    pub fn tool_call(&self, call: ToolCallRecord) {
+        self.recorder.tool_call(call);
     }
 
     /// Closes the record; later calls (and the drop) do nothing.

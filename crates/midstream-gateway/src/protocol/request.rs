@@ -112,6 +112,37 @@ impl ChatRequest {
             .and_then(|m| message_text(m.get("content")?))
     }
 
+    /// Calls `rewrite` with each text of the last user message (the string content, or each
+    /// `text` part) and replaces the text where it returns a new one. This is how prompt-scope
+    /// `redact` rules scrub what is sent upstream.
+    pub fn rewrite_last_user_text(&mut self, mut rewrite: impl FnMut(&str) -> Option<String>) {
+        let Some(Value::Array(messages)) = self.body.get_mut("messages") else {
+            return;
+        };
+        let Some(content) = messages
+            .iter_mut()
+            .rev()
+            .find(|m| m.get("role").and_then(Value::as_str) == Some("user"))
+            .and_then(|m| m.get_mut("content"))
+        else {
+            return;
+        };
+        let texts: Vec<&mut Value> = match content {
+            Value::String(_) => vec![content],
+            Value::Array(parts) => parts
+                .iter_mut()
+                .filter(|p| p.get("type").and_then(Value::as_str) == Some("text"))
+                .filter_map(|p| p.get_mut("text"))
+                .collect(),
+            _ => Vec::new(),
+        };
+        for text in texts {
+            if let Some(new) = text.as_str().and_then(&mut rewrite) {
+                *text = Value::String(new);
+            }
+        }
+    }
+
     /// The body to send upstream, with the model name the route chose.
     pub fn upstream_body(&self, upstream_model: &str) -> Vec<u8> {
         let mut body = self.body.clone();
@@ -317,6 +348,24 @@ mod tests {
             assert!(message.contains(needle), "{body}: {message}");
             assert_eq!(got_param.as_deref(), param, "{body}");
         }
+    }
+
+    #[test]
+    fn the_last_user_texts_can_be_rewritten() {
+        let mut request = ChatRequest::parse(
+            br#"{"model":"m","messages":[{"role":"user","content":"old key sk-1"},
+                {"role":"user","content":[{"type":"text","text":"a sk-2"},{"type":"text","text":"plain"}]}]}"#,
+            8,
+        )
+        .expect("valid");
+        request.rewrite_last_user_text(|t| t.contains("sk-").then(|| t.replace("sk-2", "[x]")));
+        let body: Value = serde_json::from_slice(&request.upstream_body("m")).expect("json");
+        assert_eq!(
+            body["messages"][0]["content"], "old key sk-1",
+            "only the last user message"
+        );
+        assert_eq!(body["messages"][1]["content"][0]["text"], "a [x]");
+        assert_eq!(body["messages"][1]["content"][1]["text"], "plain");
     }
 
     #[test]

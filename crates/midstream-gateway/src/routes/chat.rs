@@ -45,7 +45,7 @@ pub async fn completions(
             )
         }
     })?;
-    let request = ChatRequest::parse(&bytes, state.config.limits.max_messages)?;
+    let mut request = ChatRequest::parse(&bytes, state.config.limits.max_messages)?;
     let permit = state
         .streams
         .clone()
@@ -69,23 +69,36 @@ pub async fn completions(
     let mut record = StreamRecord::new(state.recorder.clone(), stream_id.clone(), started);
     tracing::debug!(stream_id = %stream_id, upstream = route.upstream.name(), "stream opened");
 
-    let upstream = match route.upstream.chat(&request, &route.model).await {
-        Ok(upstream) => upstream,
-        Err(error) => {
-            metrics::counter!(metric::UPSTREAM_ERRORS, "kind" => error.kind()).increment(1);
-            tracing::warn!(stream_id = %stream_id, %error, "upstream failed before streaming");
-            record.close(StreamStatus::Failed, Some(error.to_string()));
-            let mut response = axum::response::IntoResponse::into_response(ApiError::from(error));
-            response
-                .headers_mut()
-                .insert(STREAM_ID_HEADER, header_value(&stream_id));
-            return Ok(response);
+    let mut analysis = state.analyzer.stream(stream_id.clone());
+    analysis.scan_prompt(&mut request, &mut record);
+    if request.stream {
+        analysis.allow_continuation(route.clone(), request.clone());
+    }
+    let upstream = if analysis.stopped() {
+        tracing::info!(stream_id = %stream_id, "a prompt stop rule matched: the upstream is not called");
+        None
+    } else {
+        match route.upstream.chat(&request, &route.model).await {
+            Ok(upstream) => Some(upstream),
+            Err(error) => {
+                metrics::counter!(metric::UPSTREAM_ERRORS, "kind" => error.kind()).increment(1);
+                tracing::warn!(stream_id = %stream_id, %error, "upstream failed before streaming");
+                analysis.cancel();
+                record.close(StreamStatus::Failed, Some(error.to_string()));
+                let mut response =
+                    axum::response::IntoResponse::into_response(ApiError::from(error));
+                response
+                    .headers_mut()
+                    .insert(STREAM_ID_HEADER, header_value(&stream_id));
+                return Ok(response);
+            }
         }
     };
 
     let plan = StreamPlan {
         record,
         row,
+        analysis,
         inject_events: events_enabled(&headers),
         streaming: request.stream,
         fallback_meta: ChunkMeta::fallback(
@@ -95,10 +108,14 @@ pub async fn completions(
         ),
         permit,
     };
-    let mut response = Response::new(Body::from_stream(upstream.body));
+    let (body, upstream_headers) = match upstream {
+        Some(upstream) => (Body::from_stream(upstream.body), upstream.headers),
+        None => (Body::empty(), HeaderMap::new()),
+    };
+    let mut response = Response::new(body);
     *response.status_mut() = StatusCode::OK;
     let out = response.headers_mut();
-    for (name, value) in &upstream.headers {
+    for (name, value) in &upstream_headers {
         let name = if name == "x-request-id" {
             HeaderName::from_static("x-upstream-request-id")
         } else {

@@ -29,6 +29,8 @@ pub async fn get(
     }
     let messages = state.store.stream_messages(&id).await?;
     let events = state.store.stream_events(&id).await?;
+    let intents = state.store.stream_intents(&id).await?;
+    let tool_calls = state.store.stream_tool_calls(&id).await?;
     Ok(Json(json!({
         "id": row.id,
         "object": "midstream.stream",
@@ -55,6 +57,18 @@ pub async fn get(
         })).collect::<Vec<_>>(),
         "events": events.iter().map(|e| json!({
             "seq": e.seq, "type": e.kind, "at_ms": e.at_ms, "event": parse_json(&e.payload),
+        })).collect::<Vec<_>>(),
+        "intents": intents.iter().map(|i| json!({
+            "id": i.intent_id, "rule": i.rule, "scope": i.scope, "action": i.action,
+            "matched": i.matched, "captures": parse_json(&i.captures), "at_ms": i.at_ms,
+            "chars_seen": i.chars_seen,
+        })).collect::<Vec<_>>(),
+        "tool_calls": tool_calls.iter().map(|c| json!({
+            "id": c.call_id, "tool": c.tool, "source": c.source, "intent_id": c.intent_id,
+            "model_call_id": c.model_call_id, "arguments": parse_json(&c.arguments),
+            "status": c.status, "result": c.result.as_deref().map(parse_json),
+            "error": c.error_code.as_ref().map(|code| json!({"code": code, "message": c.error_message})),
+            "cached": c.cached, "started_ms": c.started_ms, "duration_ms": c.duration_ms,
         })).collect::<Vec<_>>(),
     })))
 }

@@ -22,6 +22,8 @@ pub struct ChunkMeta {
     /// `{"id":…,"object":"chat.completion.chunk","created":…,"model":…,"choices":[` — shared
     /// by every authored chunk of the stream, built once.
     head: String,
+    /// `"id":…,"created":…,"model":…` for a whole completion.
+    fields: String,
 }
 
 impl ChunkMeta {
@@ -42,7 +44,17 @@ impl ChunkMeta {
             head: format!(
                 r#"{{"id":{id},"object":"chat.completion.chunk","created":{created},"model":{model},"choices":["#
             ),
+            fields: format!(r#""id":{id},"created":{created},"model":{model}"#),
         }
+    }
+
+    /// A non-streaming completion stopped before the upstream was asked (a prompt `stop` rule):
+    /// empty content, `finish_reason: "content_filter"`.
+    pub fn stopped_completion(&self) -> Bytes {
+        Bytes::from(format!(
+            r#"{{{},"object":"chat.completion","choices":[{{"index":0,"message":{{"role":"assistant","content":""}},"logprobs":null,"finish_reason":"content_filter"}}],"usage":null}}"#,
+            self.fields
+        ))
     }
 
     /// A chunk-shaped event: empty delta, the event (already JSON, as it is also recorded)

@@ -39,6 +39,11 @@ impl FrameSplitter {
         }
     }
 
+    /// The frame-size limit.
+    pub fn max_frame(&self) -> usize {
+        self.max_frame
+    }
+
     /// Feeds the next read; calls `on_frame` for each frame it completes, in order.
     pub fn push(
         &mut self,

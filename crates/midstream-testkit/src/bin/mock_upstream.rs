@@ -1,17 +1,21 @@
 //! `mock-upstream`: the mock OpenAI upstream as a process, for benchmarks and manual runs.
 //!
-//! Prints `listening on http://ADDR` as its first stdout line, then serves until Ctrl-C or
-//! SIGTERM. Every chat request is answered from the flags, overridden by a `"mock"` object
-//! in the request body (see `LoadProfile`); `GET /mock/stats` reports counters. Requests are
-//! not recorded and nothing is logged per request, so the mock stays cheap while it shares
-//! the machine with the gateway under test.
+//! Prints `listening on http://ADDR` as its first stdout line and `weather on http://ADDR` as
+//! its second, then serves until Ctrl-C or SIGTERM. Every chat request is answered from the
+//! flags, overridden by a `"mock"` object in the request body (see `LoadProfile`);
+//! `GET /mock/stats` reports counters. Requests are not recorded and nothing is logged per
+//! request, so the mock stays cheap while it shares the machine with the gateway under test.
+//!
+//! The same process serves the test kit's Open-Meteo-compatible weather API (`MockWeather`:
+//! `/v1/search`, `/v1/forecast`) on a second loopback port, so a benchmark of the weather
+//! tool needs no second mock process: point both `[tools.weather]` base URLs at it.
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
-use midstream_testkit::{LoadProfile, MockUpstream};
+use midstream_testkit::{LoadProfile, MockUpstream, MockWeather};
 
 /// Mock OpenAI-compatible upstream for MidStream benchmarks.
 #[derive(Debug, Parser)]
@@ -32,6 +36,10 @@ struct Args {
     /// Tokio worker threads; keep it low so the mock leaves the CPU to the gateway.
     #[arg(long, default_value_t = 1)]
     worker_threads: usize,
+    /// Text whose words the answers cycle through, one word per chunk (default: a fixed
+    /// pangram). Benchmarks pass a realistic paragraph that makes intent rules fire.
+    #[arg(long)]
+    text: Option<String>,
 }
 
 fn main() -> ExitCode {
@@ -50,11 +58,14 @@ fn main() -> ExitCode {
 }
 
 async fn serve(args: Args) -> ExitCode {
-    let profile = LoadProfile::new(
+    let mut profile = LoadProfile::new(
         args.tokens,
         Duration::from_millis(args.delay_ms),
         Duration::from_millis(args.first_token_delay_ms),
     );
+    if let Some(text) = &args.text {
+        profile = profile.with_text(text);
+    }
     let started = MockUpstream::builder()
         .addr(args.addr)
         .record_requests(false)
@@ -69,6 +80,8 @@ async fn serve(args: Args) -> ExitCode {
         }
     };
     println!("listening on http://{}", mock.addr());
+    let weather = MockWeather::start().await;
+    println!("weather on {}", weather.base_url());
     shutdown_signal().await;
     ExitCode::SUCCESS
 }

@@ -2,8 +2,8 @@
 //!
 //! A load generator talks to the gateway, not to the mock, but the gateway forwards unknown
 //! request fields, so a `"mock"` object in the request body reaches the mock:
-//! `"mock": {"tokens": 50, "delay_ms": 2, "first_token_delay_ms": 0, "hold": false, "tag": "abc"}`.
-//! Every field is optional; a missing one takes the profile's value.
+//! `"mock": {"tokens": 50, "delay_ms": 2, "first_token_delay_ms": 0, "hold": false, "tag": "abc",
+//! "text": "Some words"}`. Every field is optional; a missing one takes the profile's value.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,7 +15,7 @@ use super::scenario::Scenario;
 /// Most tokens one response may have; larger requests are clamped to it.
 pub const MAX_LOAD_TOKENS: usize = 100_000;
 
-/// Words the generated answers cycle through.
+/// Words the generated answers cycle through unless a text is given.
 const VOCABULARY: [&str; 10] = [
     "The", " quick", " brown", " fox", " jumps", " over", " the", " lazy", " dog", ".",
 ];
@@ -25,11 +25,17 @@ const VOCABULARY: [&str; 10] = [
 /// response headers. A request's `"mock"` object overrides any of them, and can also ask
 /// to `hold` (send the role chunk, then nothing, keeping the stream open) and give a `tag`
 /// under which an early disconnect is reported by `GET /mock/stats`.
+///
+/// The answer's text cycles through a word list: [`VOCABULARY`] by default, the words of
+/// [`with_text`](Self::with_text) or of a request's `"text"` otherwise, one word (with its
+/// leading space) per chunk.
 #[derive(Debug, Clone)]
 pub struct LoadProfile {
     tokens: usize,
     delay: Duration,
     first_token_delay: Duration,
+    /// The words answers cycle through.
+    words: Arc<[String]>,
     /// The pieces for `tokens`, built once and shared by every response that uses them.
     default_pieces: Arc<[String]>,
 }
@@ -43,6 +49,8 @@ pub(crate) struct MockParams {
     #[serde(default)]
     hold: bool,
     tag: Option<String>,
+    /// Text whose words this answer cycles through instead of the profile's.
+    text: Option<String>,
 }
 
 impl LoadProfile {
@@ -50,12 +58,24 @@ impl LoadProfile {
     /// `first_token_delay` before the headers.
     pub fn new(tokens: usize, delay: Duration, first_token_delay: Duration) -> Self {
         let tokens = tokens.min(MAX_LOAD_TOKENS);
+        let words: Arc<[String]> = VOCABULARY.iter().map(|word| (*word).to_owned()).collect();
         Self {
             tokens,
             delay,
             first_token_delay,
-            default_pieces: pieces(tokens),
+            default_pieces: pieces(&words, tokens),
+            words,
         }
+    }
+
+    /// Answers cycle through the words of `text` instead of the built-in ones (an empty
+    /// text keeps them): benchmarks use a realistic paragraph so intent rules fire.
+    pub fn with_text(mut self, text: &str) -> Self {
+        if let Some(words) = words_of(text) {
+            self.default_pieces = pieces(&words, self.tokens);
+            self.words = words;
+        }
+        self
     }
 
     /// The scenario for one request carrying `params`.
@@ -64,10 +84,10 @@ impl LoadProfile {
         let tokens = params
             .tokens
             .map_or(self.tokens, |tokens| tokens.min(MAX_LOAD_TOKENS));
-        let pieces = if tokens == self.tokens {
-            self.default_pieces.clone()
-        } else {
-            pieces(tokens)
+        let pieces = match params.text.as_deref().and_then(words_of) {
+            Some(words) => pieces(&words, tokens),
+            None if tokens == self.tokens => self.default_pieces.clone(),
+            None => pieces(&self.words, tokens),
         };
         let mut scenario = Scenario::from_shared_pieces(pieces)
             .delay(params.delay_ms.map_or(self.delay, Duration::from_millis))
@@ -92,15 +112,35 @@ const NO_PARAMS: MockParams = MockParams {
     first_token_delay_ms: None,
     hold: false,
     tag: None,
+    text: None,
 };
 
-fn pieces(tokens: usize) -> Arc<[String]> {
-    VOCABULARY
+/// The first `tokens` pieces of the endless cycle through `words`; the answer does not
+/// start with a space.
+fn pieces(words: &[String], tokens: usize) -> Arc<[String]> {
+    words
         .iter()
         .cycle()
         .take(tokens)
-        .map(|word| (*word).to_owned())
+        .enumerate()
+        .map(|(index, word)| {
+            if index == 0 {
+                word.trim_start().to_owned()
+            } else {
+                word.clone()
+            }
+        })
         .collect()
+}
+
+/// The words of `text`, each with one leading space as model tokens have it, so the cycle
+/// reads naturally when it wraps; `None` for a text without words.
+fn words_of(text: &str) -> Option<Arc<[String]>> {
+    let words: Vec<String> = text
+        .split_whitespace()
+        .map(|word| format!(" {word}"))
+        .collect();
+    (!words.is_empty()).then(|| words.into())
 }
 
 #[cfg(test)]
@@ -136,6 +176,36 @@ mod tests {
         assert_eq!(scenario.first_byte_delay, Duration::from_millis(7));
         assert_eq!(scenario.ending, Ending::Stall { after: Some(1) });
         assert_eq!(scenario.tag.as_deref(), Some("abc"));
+    }
+
+    #[test]
+    fn a_text_replaces_the_words_and_wraps_with_a_space() {
+        let profile = LoadProfile::new(5, Duration::ZERO, Duration::ZERO)
+            .with_text("  the weather in\nParis ");
+        let scenario = profile.scenario_for(None);
+        assert_eq!(
+            scenario.content_pieces(),
+            ["the", " weather", " in", " Paris", " the"]
+        );
+        let params: MockParams =
+            serde_json::from_value(serde_json::json!({"text": "Hi there", "tokens": 3}))
+                .expect("valid params");
+        assert_eq!(
+            profile.scenario_for(Some(&params)).text_content(),
+            "Hi there Hi"
+        );
+        let other_count: MockParams =
+            serde_json::from_value(serde_json::json!({"tokens": 2})).expect("valid params");
+        assert_eq!(
+            profile.scenario_for(Some(&other_count)).text_content(),
+            "the weather"
+        );
+    }
+
+    #[test]
+    fn an_empty_text_keeps_the_built_in_words() {
+        let profile = LoadProfile::new(2, Duration::ZERO, Duration::ZERO).with_text(" \n");
+        assert_eq!(profile.scenario_for(None).text_content(), "The quick");
     }
 
     #[test]

@@ -1,0 +1,164 @@
+//! The `[tools]` table and the built-in registry it configures.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use midstream_store::{Store, StoreOptions};
+use midstream_tools::{ToolSettings, ToolsConfig, builtin_registry};
+use serde::Deserialize;
+
+/// The part of `midstream.toml` this crate reads.
+#[derive(Debug, Deserialize)]
+struct File {
+    tools: ToolsConfig,
+}
+
+fn parse(text: &str) -> Result<ToolsConfig, toml::de::Error> {
+    toml::from_str::<File>(text).map(|file| file.tools)
+}
+
+async fn store() -> (Store, PathBuf) {
+    let dir =
+        std::env::temp_dir().join(format!("midstream-tools-{}", uuid::Uuid::now_v7().simple()));
+    let url = format!("sqlite://{}", dir.join("tools.db").display());
+    (
+        Store::connect(&url, StoreOptions::default())
+            .await
+            .expect("a SQLite file can be created"),
+        dir,
+    )
+}
+
+#[test]
+fn the_documented_example_parses() {
+    let config = parse(
+        r#"
+        [tools.weather]
+        geocoding_base_url = "http://127.0.0.1:9000/geo"
+        forecast_base_url = "http://127.0.0.1:9000/fc"
+        timeout_ms = 1500
+        cache_ttl_s = 60
+        [tools.calendar]
+        timeout_ms = 2500
+        timezone = "Europe/Paris"
+        "#,
+    )
+    .unwrap();
+    assert_eq!(
+        config.weather.geocoding_base_url,
+        "http://127.0.0.1:9000/geo"
+    );
+    assert_eq!(config.weather.timeout_ms, 1500);
+    assert_eq!(config.weather.cache_ttl_s, 60);
+    assert_eq!(config.calendar.timezone, "Europe/Paris");
+    assert_eq!(config.calendar.timeout_ms, 2500);
+}
+
+#[test]
+fn every_key_has_a_default() {
+    let config = parse("[tools]").unwrap();
+    assert_eq!(config, ToolsConfig::default());
+    assert_eq!(
+        config.weather.geocoding_base_url,
+        "https://geocoding-api.open-meteo.com"
+    );
+    assert_eq!(
+        config.weather.forecast_base_url,
+        "https://api.open-meteo.com"
+    );
+    assert_eq!(config.weather.timeout_ms, 3000);
+    assert_eq!(config.weather.cache_ttl_s, 600);
+    assert_eq!(config.calendar.timeout_ms, 2000);
+    assert_eq!(config.calendar.timezone, "UTC");
+    let partial = parse("[tools.weather]\ntimeout_ms = 10").unwrap();
+    assert_eq!(partial.weather.timeout_ms, 10);
+    assert_eq!(partial.weather.cache_ttl_s, 600);
+}
+
+#[test]
+fn unknown_keys_are_refused_by_name() {
+    let error = parse("[tools.weather]\ntimeout = 10").unwrap_err();
+    assert!(
+        error.to_string().contains("unknown field `timeout`"),
+        "{error}"
+    );
+    let error = parse("[tools.clock]\nx = 1").unwrap_err();
+    assert!(
+        error.to_string().contains("unknown field `clock`"),
+        "{error}"
+    );
+}
+
+#[tokio::test]
+async fn the_builtin_registry_holds_both_tools_with_their_settings() {
+    let (store, dir) = store().await;
+    let registry =
+        builtin_registry(&ToolsConfig::default(), store, reqwest::Client::new()).unwrap();
+    assert_eq!(
+        registry.names().collect::<Vec<_>>(),
+        ["calendar", "weather"]
+    );
+    assert_eq!(
+        registry.get("weather").unwrap().settings(),
+        ToolSettings {
+            timeout: Duration::from_secs(3),
+            cache_ttl: Some(Duration::from_secs(600)),
+        }
+    );
+    assert_eq!(
+        registry.get("calendar").unwrap().settings(),
+        ToolSettings {
+            timeout: Duration::from_secs(2),
+            cache_ttl: None,
+        }
+    );
+    let described = registry.describe();
+    assert_eq!(described.len(), 2);
+    assert_eq!(
+        described[1].parameters["required"],
+        serde_json::json!(["city"])
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test]
+async fn a_zero_cache_ttl_turns_caching_off() {
+    let (store, dir) = store().await;
+    let config = parse("[tools.weather]\ncache_ttl_s = 0").unwrap();
+    let registry = builtin_registry(&config, store, reqwest::Client::new()).unwrap();
+    assert_eq!(registry.get("weather").unwrap().settings().cache_ttl, None);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test]
+async fn invalid_values_name_their_key() {
+    let (store, dir) = store().await;
+    for (text, key) in [
+        (
+            "[tools.weather]\ntimeout_ms = 0",
+            "tools.weather.timeout_ms",
+        ),
+        (
+            "[tools.weather]\ngeocoding_base_url = \"nope\"",
+            "tools.weather.geocoding_base_url",
+        ),
+        (
+            "[tools.weather]\nforecast_base_url = \"file:///etc\"",
+            "tools.weather.forecast_base_url",
+        ),
+        (
+            "[tools.calendar]\ntimezone = \"Nowhere/Town\"",
+            "tools.calendar.timezone",
+        ),
+        (
+            "[tools.calendar]\ntimeout_ms = 0",
+            "tools.calendar.timeout_ms",
+        ),
+    ] {
+        let config = parse(text).unwrap();
+        let error = builtin_registry(&config, store.clone(), reqwest::Client::new()).unwrap_err();
+        assert_eq!(error.code(), "invalid_config", "{text}: {error}");
+        assert!(error.to_string().contains(key), "{text}: {error}");
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}
