@@ -213,7 +213,7 @@ fn benchmarks(c: &mut Criterion) {
     let mut group = c.benchmark_group("scan_1MB_1000_rules");
     group.throughput(Throughput::Bytes(text.len() as u64));
     group.sample_size(20);
-    for chunk in [4usize, 16] {
+    for chunk in [4usize, 16, 4096] {
         group.bench_with_input(BenchmarkId::new("chunk_bytes", chunk), &chunk, |b, &chunk| {
             b.iter(|| scan(&detector, &text, chunk, &mut out));
         });

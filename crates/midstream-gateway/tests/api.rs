@@ -299,3 +299,58 @@ proptest! {
         })?;
     }
 }
+
+#[tokio::test]
+async fn the_example_configuration_starts_a_gateway() {
+    let example = std::fs::read_to_string(
+        midstream_testkit::app::repository_root().join("config/midstream.example.toml"),
+    )
+    .expect("the example file");
+    let app = TestApp::builder()
+        .default_rules()
+        .config_file(&example)
+        .env("OPENAI_API_KEY", "sk-example")
+        .try_start()
+        .await
+        .expect("the example configuration is valid");
+    let models: Value = app
+        .client
+        .get(app.url("/v1/models"))
+        .send()
+        .await
+        .expect("answer")
+        .json()
+        .await
+        .expect("json");
+    let ids: Vec<&str> = models["data"]
+        .as_array()
+        .expect("list")
+        .iter()
+        .filter_map(|m| m["id"].as_str())
+        .collect();
+    assert!(ids.contains(&"fast") && ids.contains(&"demo"), "{ids:?}");
+}
+
+#[tokio::test]
+async fn a_rule_calling_an_unknown_tool_stops_the_start_with_one_line() {
+    let error = TestApp::builder()
+        .config_file(
+            "[[intent]]\nname = \"x\"\nliteral = \"go\"\naction = { tool = \"teleport\" }\n",
+        )
+        .try_start()
+        .await
+        .expect_err("refused");
+    assert_eq!(
+        error,
+        "tools: intent \"x\" calls tool \"teleport\", which is not registered"
+    );
+    let error = TestApp::builder()
+        .config_file("[[intent]]\nname = \"x\"\nregex = \"(unclosed\"\naction = \"emit\"\n")
+        .try_start()
+        .await
+        .expect_err("refused");
+    assert!(
+        error.starts_with("intent rules: ") && !error.contains('\n'),
+        "{error}"
+    );
+}

@@ -4,6 +4,7 @@ use std::io;
 use std::net::SocketAddr;
 
 use axum::Router;
+use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 use tokio_util::sync::{CancellationToken, DropGuard};
 
@@ -20,9 +21,19 @@ pub(crate) struct RunningServer {
 
 impl RunningServer {
     /// Binds `addr` (use port 0 for a free port) and serves `router` on it.
+    ///
+    /// Accepted sockets get `TCP_NODELAY`, as real API servers set it: without it, Nagle's
+    /// algorithm holds each small SSE frame until the previous one is acknowledged, and the
+    /// peer's delayed ACK turns that into ~40 ms stalls that have nothing to do with the
+    /// code under test.
     pub(crate) async fn bind(addr: SocketAddr, router: Router) -> io::Result<Self> {
         let listener = TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
+        let listener = listener.tap_io(|tcp| {
+            if let Err(error) = tcp.set_nodelay(true) {
+                tracing::warn!(%error, "cannot set TCP_NODELAY on a mock connection");
+            }
+        });
         let stop = CancellationToken::new();
         let stopped = stop.clone().cancelled_owned();
         // Tracked by the cancellation token held in `_stop_on_drop`: the task ends when the
