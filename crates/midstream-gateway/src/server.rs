@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use midstream_store::{Recorder, Store, StoreError, StoreOptions};
+use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
@@ -177,6 +178,13 @@ impl Gateway {
         if let Ok(addr) = listener.local_addr() {
             tracing::info!("listening on http://{addr}");
         }
+        // Nagle's algorithm would hold a stream's first small frame until the client ACKs the
+        // headers (up to 40 ms of delayed ACK): every token must leave at once.
+        let listener = listener.tap_io(|tcp| {
+            if let Err(error) = tcp.set_nodelay(true) {
+                tracing::debug!(%error, "could not set TCP_NODELAY");
+            }
+        });
         let serve = axum::serve(listener, app)
             .with_graceful_shutdown(stop_accepting.clone().cancelled_owned());
         let mut serve = std::pin::pin!(serve.into_future());

@@ -5,6 +5,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use futures_util::FutureExt;
 use moka::Expiry;
 use moka::future::Cache;
 use serde_json::Value;
@@ -78,6 +79,19 @@ impl ToolCache {
                 .expire_after(PerToolTtl)
                 .build(),
         }
+    }
+
+    /// The cached value, if it can be had without waiting: a hit resolves on the first poll
+    /// of moka's lookup; anything else (a miss, or the cache busy with housekeeping) is `None`
+    /// and the caller takes the normal, spawned path. Counts a hit when it finds one.
+    pub fn get_now(&self, tool: &str, args: &Value) -> Option<Arc<Value>> {
+        let key = CacheKey {
+            tool: tool.to_owned(),
+            args: canonical_json(args),
+        };
+        let value = self.entries.get(&key).now_or_never()??.value;
+        metrics::counter!(metric::CACHE_HITS, "tool" => tool.to_owned()).increment(1);
+        Some(value)
     }
 
     /// The stored result for `tool` with `args`, or else the result of `run`, which is stored

@@ -153,6 +153,26 @@ impl StreamTools {
                 return Start::Started { call_id };
             }
         };
+        if let Some(value) = call
+            .settings
+            .cache_ttl
+            .and_then(|_| self.shared.cache.get_now(tool, &call.args))
+        {
+            // A cache hit needs no task: the outcome is ready in this very call, so the stream
+            // can send it right after the intent, in the same write.
+            CallRecord::new(tool, started_at).finish(None);
+            self.ready.push_back(ToolOutcome {
+                call_id: call_id.clone(),
+                tool: tool.to_owned(),
+                args,
+                result: Ok(value),
+                cached: true,
+                started_at: started_at.into_std(),
+                elapsed: started_at.elapsed(),
+            });
+            self.wake();
+            return Start::Started { call_id };
+        }
         let span = tracing::info_span!(
             "tool_call",
             tool,

@@ -698,3 +698,27 @@ fn handles_can_move_between_threads() {
     send_sync::<midstream_tools::ToolCache>();
     send_sync::<ToolOutcome>();
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_cache_hit_is_ready_at_once_without_a_task() {
+    let probe = Arc::new(Probe::new("cached"));
+    let dispatcher = dispatcher(
+        vec![(Arc::clone(&probe), settings(LONG, Some(LONG)))],
+        DispatcherConfig::default(),
+    );
+    let mut first = stream(&dispatcher, "first");
+    started(first.start("cached", json!({"city": "Oslo"})));
+    assert!(!first.next_outcome().await.unwrap().cached);
+
+    let mut second = stream(&dispatcher, "second");
+    started(second.start("cached", json!({"city": "Oslo"})));
+    // No yield to the runtime: the outcome must already be there.
+    let waker = Waker::from(Arc::new(CountingWaker(AtomicUsize::new(0))));
+    let outcome = match second.poll_outcome(&mut Context::from_waker(&waker)) {
+        Poll::Ready(Some(outcome)) => outcome,
+        other => panic!("a cache hit is ready in start() itself, got {other:?}"),
+    };
+    assert!(outcome.cached);
+    assert_eq!(outcome.result.unwrap()["run"], 1);
+    assert_eq!(probe.runs(), 1);
+}

@@ -134,6 +134,14 @@ pub enum FrameKind<'a> {
 
 /// Reads the data of a frame (field `data`, one optional space after the colon stripped).
 pub fn frame_data(frame: &[u8]) -> FrameKind<'_> {
+    // Fast path, nearly every frame: `data: <payload>\n\n` with no other line break.
+    if let Some(payload) = frame
+        .strip_prefix(b"data: ")
+        .and_then(|rest| rest.strip_suffix(b"\n\n"))
+        .filter(|payload| memchr::memchr2(b'\n', b'\r', payload).is_none())
+    {
+        return FrameKind::Data(payload);
+    }
     let mut found: Option<&[u8]> = None;
     let mut joined: Option<Vec<u8>> = None;
     for line in frame.split(|b| *b == b'\n' || *b == b'\r') {
