@@ -39,30 +39,163 @@ impl Rng {
 }
 
 const WORDS: &[&str] = &[
-    "the", "of", "and", "to", "a", "in", "is", "it", "you", "that", "he", "was", "for", "on", "are", "with",
-    "as", "his", "they", "be", "at", "one", "have", "this", "from", "or", "had", "by", "word", "but", "what",
-    "some", "we", "can", "out", "other", "were", "all", "there", "when", "up", "use", "your", "how", "said",
-    "an", "each", "she", "which", "do", "their", "time", "if", "will", "way", "about", "many", "then", "them",
-    "write", "would", "like", "so", "these", "her", "long", "make", "thing", "see", "him", "two", "has",
-    "look", "more", "day", "could", "go", "come", "did", "number", "sound", "no", "most", "people", "my",
-    "over", "know", "water", "than", "call", "first", "who", "may", "down", "side", "been", "now", "find",
-    "model", "answer", "result", "system", "question", "example", "important", "however", "because",
-    "customer", "service", "account", "update", "delivery", "weather", "meeting", "report", "analysis",
+    "the",
+    "of",
+    "and",
+    "to",
+    "a",
+    "in",
+    "is",
+    "it",
+    "you",
+    "that",
+    "he",
+    "was",
+    "for",
+    "on",
+    "are",
+    "with",
+    "as",
+    "his",
+    "they",
+    "be",
+    "at",
+    "one",
+    "have",
+    "this",
+    "from",
+    "or",
+    "had",
+    "by",
+    "word",
+    "but",
+    "what",
+    "some",
+    "we",
+    "can",
+    "out",
+    "other",
+    "were",
+    "all",
+    "there",
+    "when",
+    "up",
+    "use",
+    "your",
+    "how",
+    "said",
+    "an",
+    "each",
+    "she",
+    "which",
+    "do",
+    "their",
+    "time",
+    "if",
+    "will",
+    "way",
+    "about",
+    "many",
+    "then",
+    "them",
+    "write",
+    "would",
+    "like",
+    "so",
+    "these",
+    "her",
+    "long",
+    "make",
+    "thing",
+    "see",
+    "him",
+    "two",
+    "has",
+    "look",
+    "more",
+    "day",
+    "could",
+    "go",
+    "come",
+    "did",
+    "number",
+    "sound",
+    "no",
+    "most",
+    "people",
+    "my",
+    "over",
+    "know",
+    "water",
+    "than",
+    "call",
+    "first",
+    "who",
+    "may",
+    "down",
+    "side",
+    "been",
+    "now",
+    "find",
+    "model",
+    "answer",
+    "result",
+    "system",
+    "question",
+    "example",
+    "important",
+    "however",
+    "because",
+    "customer",
+    "service",
+    "account",
+    "update",
+    "delivery",
+    "weather",
+    "meeting",
+    "report",
+    "analysis",
 ];
 
-const NAMES: &[&str] = &["Paris", "London", "Tokyo", "New York", "Berlin", "Madrid", "Oslo", "Lima"];
+const NAMES: &[&str] = &[
+    "Paris", "London", "Tokyo", "New York", "Berlin", "Madrid", "Oslo", "Lima",
+];
 
 fn keyword_rules(rng: &mut Rng, toml: &mut String) {
     let stems = [
-        "refund", "invoice", "shipment", "warranty", "discount", "subscription", "password reset", "upgrade",
-        "cancellation", "complaint", "feedback", "renewal", "backorder", "voucher", "appointment",
+        "refund",
+        "invoice",
+        "shipment",
+        "warranty",
+        "discount",
+        "subscription",
+        "password reset",
+        "upgrade",
+        "cancellation",
+        "complaint",
+        "feedback",
+        "renewal",
+        "backorder",
+        "voucher",
+        "appointment",
     ];
     for index in 0..880 {
         let stem = stems[index % stems.len()];
         let count = 1 + rng.below(3);
-        let keywords: Vec<String> =
-            (0..count).map(|k| format!("\"{stem} {}{}\"", ["plan", "item", "code", "case"][k], index)).collect();
-        let case = if index % 3 == 0 { "case_insensitive = true\n" } else { "" };
+        let keywords: Vec<String> = (0..count)
+            .map(|k| {
+                format!(
+                    "\"{stem} {}{}\"",
+                    ["plan", "item", "code", "case"][k],
+                    index
+                )
+            })
+            .collect();
+        let case = if index % 3 == 0 {
+            "case_insensitive = true\n"
+        } else {
+            ""
+        };
         let _ = write!(
             toml,
             "[[intent]]\nname = \"kw{index}\"\nkeywords = [{}]\n{case}action = \"emit\"\n\n",
@@ -92,7 +225,10 @@ fn regex_rules(toml: &mut String) {
     ];
     for n in 0..100 {
         let template = templates[n % templates.len()];
-        let regex = template.replace("{{", "{").replace("}}", "}").replace("{n}", &n.to_string());
+        let regex = template
+            .replace("{{", "{")
+            .replace("}}", "}")
+            .replace("{n}", &n.to_string());
         let _ = write!(
             toml,
             "[[intent]]\nname = \"re{n}\"\nregex = '{regex}'\nmax_len = 128\naction = \"emit\"\n\n"
@@ -138,10 +274,9 @@ action = "redact"
 fn rules() -> String {
     let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
     let mut toml = String::new();
-    let variant = std::env::var("V").unwrap_or_default();
-    if !variant.contains('k') { keyword_rules(&mut rng, &mut toml); }
-    if !variant.contains('r') { regex_rules(&mut toml); }
-    if !variant.contains('g') { redact_rules(&mut toml); }
+    keyword_rules(&mut rng, &mut toml);
+    regex_rules(&mut toml);
+    redact_rules(&mut toml);
     toml
 }
 
@@ -160,7 +295,11 @@ fn stream() -> Vec<u8> {
     while text.len() < STREAM_BYTES {
         let words = 6 + rng.below(14);
         for index in 0..words {
-            let word = if rng.below(40) == 0 { rng.pick(NAMES) } else { rng.pick(WORDS) };
+            let word = if rng.below(40) == 0 {
+                rng.pick(NAMES)
+            } else {
+                rng.pick(WORDS)
+            };
             if index == 0 {
                 let mut chars = word.chars();
                 if let Some(first) = chars.next() {
@@ -197,26 +336,29 @@ fn scan(detector: &Arc<Detector>, text: &[u8], chunk: usize, out: &mut ScanOutpu
 
 fn benchmarks(c: &mut Criterion) {
     let detector = Arc::new(Detector::from_toml(&rules()).expect("benchmark rules compile"));
+    assert_eq!(detector.rules().len(), 1000);
     let text = stream();
     let mut out = ScanOutput::default();
     // Warm the lazy DFA cache (it is pooled, so each new scanner below starts warm, as in a
     // long-running gateway) and sanity-check the workload.
     let detections = scan(&detector, &text, 16, &mut out);
-    eprintln!("detections {detections}");
-    if let Ok(n) = std::env::var("ITERS") {
-        let n: usize = n.parse().unwrap();
-        let chunk: usize = std::env::var("CHUNK").map(|c| c.parse().unwrap()).unwrap_or(16);
-        for _ in 0..n { black_box(scan(&detector, &text, chunk, &mut out)); }
-        std::process::exit(0);
-    }
+    assert!(
+        detections > 20,
+        "the stream should contain matches, found {detections}"
+    );
 
     let mut group = c.benchmark_group("scan_1MB_1000_rules");
     group.throughput(Throughput::Bytes(text.len() as u64));
     group.sample_size(20);
+    // 4 and 16 bytes are token-sized; 4096 shows the per-byte cost without per-call overhead.
     for chunk in [4usize, 16, 4096] {
-        group.bench_with_input(BenchmarkId::new("chunk_bytes", chunk), &chunk, |b, &chunk| {
-            b.iter(|| scan(&detector, &text, chunk, &mut out));
-        });
+        group.bench_with_input(
+            BenchmarkId::new("chunk_bytes", chunk),
+            &chunk,
+            |b, &chunk| {
+                b.iter(|| scan(&detector, &text, chunk, &mut out));
+            },
+        );
     }
     group.finish();
 

@@ -49,7 +49,11 @@ pub(crate) trait MatchText {
 impl ArgsTemplate {
     /// Parses the `args` table of a tool action.
     pub(crate) fn parse(args: &Map<String, Value>) -> ArgsTemplate {
-        ArgsTemplate::Object(args.iter().map(|(key, value)| (key.clone(), ArgsTemplate::parse_value(value))).collect())
+        ArgsTemplate::Object(
+            args.iter()
+                .map(|(key, value)| (key.clone(), ArgsTemplate::parse_value(value)))
+                .collect(),
+        )
     }
 
     fn parse_value(value: &Value) -> ArgsTemplate {
@@ -57,16 +61,24 @@ impl ArgsTemplate {
             Value::String(text) => parse_string(text),
             Value::Array(items) => {
                 let items: Vec<_> = items.iter().map(ArgsTemplate::parse_value).collect();
-                if items.iter().all(|item| matches!(item, ArgsTemplate::Constant(_))) {
+                if items
+                    .iter()
+                    .all(|item| matches!(item, ArgsTemplate::Constant(_)))
+                {
                     ArgsTemplate::Constant(value.clone())
                 } else {
                     ArgsTemplate::Array(items)
                 }
             }
             Value::Object(map) => {
-                let entries: Vec<_> =
-                    map.iter().map(|(key, value)| (key.clone(), ArgsTemplate::parse_value(value))).collect();
-                if entries.iter().all(|(_, item)| matches!(item, ArgsTemplate::Constant(_))) {
+                let entries: Vec<_> = map
+                    .iter()
+                    .map(|(key, value)| (key.clone(), ArgsTemplate::parse_value(value)))
+                    .collect();
+                if entries
+                    .iter()
+                    .all(|(_, item)| matches!(item, ArgsTemplate::Constant(_)))
+                {
                     ArgsTemplate::Constant(value.clone())
                 } else {
                     ArgsTemplate::Object(entries)
@@ -87,12 +99,18 @@ impl ArgsTemplate {
         match self {
             ArgsTemplate::Constant(_) => {}
             ArgsTemplate::Whole(reference) => found.push(reference),
-            ArgsTemplate::Interpolated(pieces) => found.extend(pieces.iter().filter_map(|piece| match piece {
-                Piece::Reference(reference) => Some(reference),
-                Piece::Text(_) => None,
-            })),
-            ArgsTemplate::Array(items) => items.iter().for_each(|item| item.collect_references(found)),
-            ArgsTemplate::Object(entries) => entries.iter().for_each(|(_, item)| item.collect_references(found)),
+            ArgsTemplate::Interpolated(pieces) => {
+                found.extend(pieces.iter().filter_map(|piece| match piece {
+                    Piece::Reference(reference) => Some(reference),
+                    Piece::Text(_) => None,
+                }))
+            }
+            ArgsTemplate::Array(items) => {
+                items.iter().for_each(|item| item.collect_references(found))
+            }
+            ArgsTemplate::Object(entries) => entries
+                .iter()
+                .for_each(|(_, item)| item.collect_references(found)),
         }
     }
 
@@ -100,21 +118,30 @@ impl ArgsTemplate {
     pub(crate) fn fill(&self, matched: &dyn MatchText) -> Value {
         match self {
             ArgsTemplate::Constant(value) => value.clone(),
-            ArgsTemplate::Whole(reference) => resolve(reference, matched).map_or(Value::Null, |text| text.into()),
+            ArgsTemplate::Whole(reference) => {
+                resolve(reference, matched).map_or(Value::Null, |text| text.into())
+            }
             ArgsTemplate::Interpolated(pieces) => {
                 let mut text = String::new();
                 for piece in pieces {
                     match piece {
                         Piece::Text(literal) => text.push_str(literal),
-                        Piece::Reference(reference) => text.push_str(resolve(reference, matched).unwrap_or_default()),
+                        Piece::Reference(reference) => {
+                            text.push_str(resolve(reference, matched).unwrap_or_default())
+                        }
                     }
                 }
                 Value::String(text)
             }
-            ArgsTemplate::Array(items) => Value::Array(items.iter().map(|item| item.fill(matched)).collect()),
-            ArgsTemplate::Object(entries) => {
-                Value::Object(entries.iter().map(|(key, item)| (key.clone(), item.fill(matched))).collect())
+            ArgsTemplate::Array(items) => {
+                Value::Array(items.iter().map(|item| item.fill(matched)).collect())
             }
+            ArgsTemplate::Object(entries) => Value::Object(
+                entries
+                    .iter()
+                    .map(|(key, item)| (key.clone(), item.fill(matched)))
+                    .collect(),
+            ),
         }
     }
 }
@@ -132,7 +159,9 @@ fn reference_name(name: &str) -> Option<Reference> {
     let first = chars.next()?;
     if name == "0" {
         Some(Reference::WholeMatch)
-    } else if (first.is_ascii_alphabetic() || first == '_') && chars.all(|c| c.is_ascii_alphanumeric() || c == '_') {
+    } else if (first.is_ascii_alphabetic() || first == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+    {
         Some(Reference::Group(name.to_owned()))
     } else {
         None
@@ -143,7 +172,9 @@ fn reference_name(name: &str) -> Option<Reference> {
 /// `$$` is a literal `$`. Any other `$` is kept as written (so "costs $5" stays as it is).
 fn parse_string(text: &str) -> ArgsTemplate {
     if let Some(rest) = text.strip_prefix('$') {
-        let braced = rest.strip_prefix('{').and_then(|inner| inner.strip_suffix('}'));
+        let braced = rest
+            .strip_prefix('{')
+            .and_then(|inner| inner.strip_suffix('}'));
         if let Some(reference) = reference_name(braced.unwrap_or(rest)) {
             return ArgsTemplate::Whole(reference);
         }
@@ -161,7 +192,11 @@ fn parse_string(text: &str) -> ArgsTemplate {
         }
         let reference = after
             .strip_prefix('{')
-            .and_then(|inner| inner.find('}').map(|close| (&inner[..close], &inner[close + 1..])))
+            .and_then(|inner| {
+                inner
+                    .find('}')
+                    .map(|close| (&inner[..close], &inner[close + 1..]))
+            })
             .and_then(|(name, tail)| reference_name(name).map(|reference| (reference, tail)));
         match reference {
             Some((reference, tail)) => {
@@ -209,7 +244,9 @@ mod tests {
     }
 
     fn template(value: Value) -> ArgsTemplate {
-        let Value::Object(map) = value else { panic!("object expected") };
+        let Value::Object(map) = value else {
+            panic!("object expected")
+        };
         ArgsTemplate::parse(&map)
     }
 

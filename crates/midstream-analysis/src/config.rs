@@ -32,7 +32,8 @@ impl RuleSet {
     /// assert_eq!(rules.intent[0].name, "greeting");
     /// ```
     pub fn from_toml(text: &str) -> Result<RuleSet, RuleError> {
-        let document: toml::Table = toml::from_str(text).map_err(|error| syntax_error(text, &error))?;
+        let document: toml::Table =
+            toml::from_str(text).map_err(|error| syntax_error(text, &error))?;
         let mut intent = Vec::new();
         for (key, value) in document {
             if key != "intent" {
@@ -41,12 +42,21 @@ impl RuleSet {
                 )));
             }
             let toml::Value::Array(entries) = value else {
-                return Err(RuleError::Layout("`intent` must be an array of tables ([[intent]])".into()));
+                return Err(RuleError::Layout(
+                    "`intent` must be an array of tables ([[intent]])".into(),
+                ));
             };
             for (index, entry) in entries.into_iter().enumerate() {
-                let name = entry.get("name").and_then(toml::Value::as_str).unwrap_or_default().to_owned();
+                let name = entry
+                    .get("name")
+                    .and_then(toml::Value::as_str)
+                    .unwrap_or_default()
+                    .to_owned();
                 let rule = entry.try_into::<RuleConfig>().map_err(|error| {
-                    RuleError::rule(RuleLabel::new(index, &name), RuleProblem::Config(error.message().to_owned()))
+                    RuleError::rule(
+                        RuleLabel::new(index, &name),
+                        RuleProblem::Config(error.message().to_owned()),
+                    )
                 })?;
                 intent.push(rule);
             }
@@ -60,8 +70,16 @@ fn syntax_error(text: &str, error: &toml::de::Error) -> RuleError {
     let offset = error.span().map_or(0, |span| span.start).min(text.len());
     let before = text.get(..offset).unwrap_or_default();
     let line = before.matches('\n').count() + 1;
-    let column = before.rsplit('\n').next().map_or(0, |tail| tail.chars().count()) + 1;
-    RuleError::Syntax { line, column, message: crate::error::one_line(&error.message()) }
+    let column = before
+        .rsplit('\n')
+        .next()
+        .map_or(0, |tail| tail.chars().count())
+        + 1;
+    RuleError::Syntax {
+        line,
+        column,
+        message: crate::error::one_line(&error.message()),
+    }
 }
 
 /// Which text a rule watches.
@@ -148,7 +166,9 @@ impl<'de> Visitor<'de> for ActionVisitor {
     type Value = ActionConfig;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(r#""emit", "redact", "stop", { redact = "..." } or { tool = "...", args = { ... } }"#)
+        f.write_str(
+            r#""emit", "redact", "stop", { redact = "..." } or { tool = "...", args = { ... } }"#,
+        )
     }
 
     fn visit_str<E: de::Error>(self, value: &str) -> Result<ActionConfig, E> {
@@ -156,7 +176,9 @@ impl<'de> Visitor<'de> for ActionVisitor {
             "emit" => Ok(ActionConfig::Emit),
             "redact" => Ok(ActionConfig::Redact { replacement: None }),
             "stop" => Ok(ActionConfig::Stop),
-            "tool" => Err(E::custom(r#"a tool action is a table: action = { tool = "name", args = { ... } }"#)),
+            "tool" => Err(E::custom(
+                r#"a tool action is a table: action = { tool = "name", args = { ... } }"#,
+            )),
             other => Err(E::custom(format!(
                 r#"unknown action "{other}", expected "emit", "redact", "stop", {{ redact = "..." }} or {{ tool = "...", args = {{ ... }} }}"#
             ))),
@@ -180,11 +202,20 @@ impl<'de> Visitor<'de> for ActionVisitor {
             }
         }
         match (tool, redact) {
-            (Some(tool), None) => Ok(ActionConfig::Tool { tool, args: args.unwrap_or_default() }),
-            (None, Some(replacement)) if args.is_none() => Ok(ActionConfig::Redact { replacement: Some(replacement) }),
+            (Some(tool), None) => Ok(ActionConfig::Tool {
+                tool,
+                args: args.unwrap_or_default(),
+            }),
+            (None, Some(replacement)) if args.is_none() => Ok(ActionConfig::Redact {
+                replacement: Some(replacement),
+            }),
             (None, Some(_)) => Err(de::Error::custom("`args` only applies to tool actions")),
-            (Some(_), Some(_)) => Err(de::Error::custom("an action is either a tool or a redaction, not both")),
-            (None, None) => Err(de::Error::custom("an action table needs `tool` or `redact`")),
+            (Some(_), Some(_)) => Err(de::Error::custom(
+                "an action is either a tool or a redaction, not both",
+            )),
+            (None, None) => Err(de::Error::custom(
+                "an action table needs `tool` or `redact`",
+            )),
         }
     }
 }
@@ -194,7 +225,12 @@ mod tests {
     use super::*;
 
     fn first_rule(text: &str) -> Result<RuleConfig, RuleError> {
-        RuleSet::from_toml(text).map(|set| set.intent.into_iter().next().expect("one rule in the test text"))
+        RuleSet::from_toml(text).map(|set| {
+            set.intent
+                .into_iter()
+                .next()
+                .expect("one rule in the test text")
+        })
     }
 
     #[test]
@@ -228,9 +264,16 @@ mod tests {
         let actions: Vec<_> = set.intent.iter().map(|rule| rule.action.clone()).collect();
         assert_eq!(actions[0], ActionConfig::Emit);
         assert_eq!(actions[1], ActionConfig::Redact { replacement: None });
-        assert_eq!(actions[2], ActionConfig::Redact { replacement: Some("[gone]".into()) });
+        assert_eq!(
+            actions[2],
+            ActionConfig::Redact {
+                replacement: Some("[gone]".into())
+            }
+        );
         assert_eq!(actions[3], ActionConfig::Stop);
-        let ActionConfig::Tool { tool, args } = &actions[4] else { panic!("tool action expected") };
+        let ActionConfig::Tool { tool, args } = &actions[4] else {
+            panic!("tool action expected")
+        };
         assert_eq!(tool, "weather");
         assert_eq!(args["city"], "$city");
         assert_eq!(args["n"], 3);
@@ -250,15 +293,22 @@ mod tests {
         )
         .unwrap_err();
         let text = error.to_string();
-        assert!(text.starts_with("intent \"weather\": unknown field `regexp`"), "{text}");
+        assert!(
+            text.starts_with("intent \"weather\": unknown field `regexp`"),
+            "{text}"
+        );
         assert!(!text.contains('\n'));
     }
 
     #[test]
     fn bad_action_names_the_rule_and_the_forms() {
-        let error = first_rule("[[intent]]\nname = \"x\"\nliteral = \"a\"\naction = \"shout\"\n").unwrap_err();
+        let error = first_rule("[[intent]]\nname = \"x\"\nliteral = \"a\"\naction = \"shout\"\n")
+            .unwrap_err();
         let text = error.to_string();
-        assert!(text.starts_with("intent \"x\": unknown action \"shout\""), "{text}");
+        assert!(
+            text.starts_with("intent \"x\": unknown action \"shout\""),
+            "{text}"
+        );
         let error = first_rule("[[intent]]\nname = \"x\"\nliteral = \"a\"\naction = { tool = \"t\", redact = \"r\" }\n")
             .unwrap_err();
         assert!(error.to_string().contains("not both"), "{error}");
@@ -266,22 +316,31 @@ mod tests {
 
     #[test]
     fn unnamed_rule_is_named_by_position() {
-        let error = RuleSet::from_toml("[[intent]]\nliteral = \"a\"\naction = \"emit\"\n").unwrap_err();
+        let error =
+            RuleSet::from_toml("[[intent]]\nliteral = \"a\"\naction = \"emit\"\n").unwrap_err();
         assert_eq!(error.to_string(), "intent #1: missing field `name`");
     }
 
     #[test]
     fn syntax_errors_have_a_position_and_one_line() {
         let error = RuleSet::from_toml("[[intent]]\nname = \"x\n").unwrap_err();
-        let RuleError::Syntax { line, .. } = &error else { panic!("syntax error expected, got {error}") };
+        let RuleError::Syntax { line, .. } = &error else {
+            panic!("syntax error expected, got {error}")
+        };
         assert_eq!(*line, 2);
         assert!(!error.to_string().contains('\n'));
     }
 
     #[test]
     fn rejects_unknown_top_level_keys_and_accepts_empty_files() {
-        assert!(matches!(RuleSet::from_toml("rules = 1"), Err(RuleError::Layout(_))));
-        assert!(matches!(RuleSet::from_toml("intent = 1"), Err(RuleError::Layout(_))));
+        assert!(matches!(
+            RuleSet::from_toml("rules = 1"),
+            Err(RuleError::Layout(_))
+        ));
+        assert!(matches!(
+            RuleSet::from_toml("intent = 1"),
+            Err(RuleError::Layout(_))
+        ));
         assert_eq!(RuleSet::from_toml("").unwrap(), RuleSet::default());
     }
 }

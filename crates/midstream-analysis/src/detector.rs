@@ -27,14 +27,21 @@ impl Detector {
         for (index, config) in rules.intent.iter().enumerate() {
             let compiled = compile(index, config)?;
             if !names.insert(config.name.clone()) {
-                return Err(RuleError::rule(RuleLabel::new(index, &config.name), RuleProblem::DuplicateName));
+                return Err(RuleError::rule(
+                    RuleLabel::new(index, &config.name),
+                    RuleProblem::DuplicateName,
+                ));
             }
             programs.push(compiled.regex.map(Arc::new));
             compiled_rules.push(compiled.rule);
         }
         let prompt = ScopeEngine::build(Scope::Prompt, &compiled_rules, &programs)?;
         let output = ScopeEngine::build(Scope::Output, &compiled_rules, &programs)?;
-        Ok(Detector { rules: compiled_rules, prompt, output })
+        Ok(Detector {
+            rules: compiled_rules,
+            prompt,
+            output,
+        })
     }
 
     /// Parses and compiles a rule file ([`RuleSet::from_toml`] then [`Detector::new`]).
@@ -44,7 +51,11 @@ impl Detector {
 
     /// A detector without rules: scanning is a no-op.
     pub fn empty() -> Detector {
-        Detector { rules: Vec::new(), prompt: ScopeEngine::empty(), output: ScopeEngine::empty() }
+        Detector {
+            rules: Vec::new(),
+            prompt: ScopeEngine::empty(),
+            output: ScopeEngine::empty(),
+        }
     }
 
     /// Every rule in file order; a [`RuleId`] indexes this slice.

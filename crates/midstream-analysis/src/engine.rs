@@ -44,14 +44,20 @@ impl ScopeEngine {
         programs: &[Option<Arc<RegexProgram>>],
     ) -> Result<ScopeEngine, RuleError> {
         let scope_error = |what: &str, problem: String| {
-            RuleError::Layout(format!("the {scope:?} rules' {what} failed to compile: {problem}").to_lowercase())
+            RuleError::Layout(
+                format!("the {scope:?} rules' {what} failed to compile: {problem}").to_lowercase(),
+            )
         };
         let mut regexes = Vec::new();
         let mut literal_sources = Vec::new();
         let mut guard_patterns = Vec::new();
         let mut guard_bound = 0;
         let mut longest = 0;
-        for (index, rule) in rules.iter().enumerate().filter(|(_, rule)| rule.applies_to(scope)) {
+        for (index, rule) in rules
+            .iter()
+            .enumerate()
+            .filter(|(_, rule)| rule.applies_to(scope))
+        {
             let guard = rule.action.guards_output();
             longest = longest.max(rule.bound());
             if guard {
@@ -62,14 +68,33 @@ impl ScopeEngine {
                     if guard {
                         guard_patterns.push(regex.clone());
                     }
-                    regexes.push(RegexSlot { id: RuleId(index), program: Arc::clone(program), guard });
+                    regexes.push(RegexSlot {
+                        id: RuleId(index),
+                        program: Arc::clone(program),
+                        guard,
+                    });
                 }
-                (Pattern::Keywords { keywords, case_insensitive, whole_word }, _) => {
+                (
+                    Pattern::Keywords {
+                        keywords,
+                        case_insensitive,
+                        whole_word,
+                    },
+                    _,
+                ) => {
                     if guard {
-                        guard_patterns.extend(keywords.iter().map(|keyword| literal_regex(keyword, *case_insensitive)));
+                        guard_patterns.extend(
+                            keywords
+                                .iter()
+                                .map(|keyword| literal_regex(keyword, *case_insensitive)),
+                        );
                     }
                     literal_sources.push(LiteralSource {
-                        rule: LiteralRule { id: RuleId(index), whole_word: *whole_word, guard },
+                        rule: LiteralRule {
+                            id: RuleId(index),
+                            whole_word: *whole_word,
+                            guard,
+                        },
                         keywords,
                         case_insensitive: *case_insensitive,
                     });
@@ -81,9 +106,13 @@ impl ScopeEngine {
             None
         } else {
             let patterns: Vec<&str> = regexes.iter().map(|slot| slot.program.pattern()).collect();
-            Some(ForwardScan::build(&patterns).map_err(|problem| scope_error("regex scan", problem))?)
+            Some(
+                ForwardScan::build(&patterns)
+                    .map_err(|problem| scope_error("regex scan", problem))?,
+            )
         };
-        let literals = LiteralSet::build(&literal_sources).map_err(|problem| scope_error("keyword automaton", problem))?;
+        let literals = LiteralSet::build(&literal_sources)
+            .map_err(|problem| scope_error("keyword automaton", problem))?;
         let guard = if guard_patterns.is_empty() {
             None
         } else {
@@ -92,12 +121,24 @@ impl ScopeEngine {
                     .map_err(|problem| scope_error("redact/stop guard", problem))?,
             )
         };
-        Ok(ScopeEngine { regexes, forward, literals, guard, history: 2 * (longest + CONTEXT_BYTES) })
+        Ok(ScopeEngine {
+            regexes,
+            forward,
+            literals,
+            guard,
+            history: 2 * (longest + CONTEXT_BYTES),
+        })
     }
 
     /// A scope without rules: scanning only counts bytes.
     pub(crate) fn empty() -> ScopeEngine {
-        ScopeEngine { regexes: Vec::new(), forward: None, literals: None, guard: None, history: 2 * CONTEXT_BYTES }
+        ScopeEngine {
+            regexes: Vec::new(),
+            forward: None,
+            literals: None,
+            guard: None,
+            history: 2 * CONTEXT_BYTES,
+        }
     }
 
     /// Whether the scope has any rule.

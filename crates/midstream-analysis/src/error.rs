@@ -178,7 +178,11 @@ pub enum RuleProblem {
 /// the pattern) are joined with "; " so that a start-up failure stays a single log line.
 pub(crate) fn one_line(error: &dyn fmt::Display) -> String {
     let text = error.to_string();
-    text.lines().map(str::trim).filter(|line| !line.is_empty()).collect::<Vec<_>>().join("; ")
+    text.lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty())
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 #[cfg(test)]
@@ -189,7 +193,9 @@ mod tests {
     fn renders_named_and_unnamed_rules_on_one_line() {
         let named = RuleError::rule(
             RuleLabel::new(0, "weather"),
-            RuleProblem::MissingGroup { name: "town".into() },
+            RuleProblem::MissingGroup {
+                name: "town".into(),
+            },
         );
         assert_eq!(
             named.to_string(),

@@ -9,8 +9,8 @@
 
 use std::sync::{Mutex, PoisonError};
 
-use regex_automata::hybrid::dfa::{Cache, DFA};
 use regex_automata::hybrid::LazyStateID;
+use regex_automata::hybrid::dfa::{Cache, DFA};
 use regex_automata::nfa::thompson::{self, WhichCaptures};
 use regex_automata::util::start;
 use regex_automata::{Anchored, MatchKind};
@@ -34,16 +34,27 @@ impl ForwardScan {
         // minimum clear count the lazy DFA never gives up: when its cache is full it clears it
         // and goes on (we only ever hold one state, the current one, so a clear is harmless).
         let dfa = DFA::builder()
-            .configure(DFA::config().match_kind(MatchKind::All).minimum_cache_clear_count(None))
+            .configure(
+                DFA::config()
+                    .match_kind(MatchKind::All)
+                    .minimum_cache_clear_count(None),
+            )
             .thompson(thompson::Config::new().which_captures(WhichCaptures::None))
             .build_many(patterns)
             .map_err(|error| one_line(&error))?;
-        Ok(ForwardScan { dfa, idle: Mutex::new(Vec::new()) })
+        Ok(ForwardScan {
+            dfa,
+            idle: Mutex::new(Vec::new()),
+        })
     }
 
     /// A cache for a new stream, warm if one is idle.
     pub(crate) fn take_cache(&self) -> Cache {
-        let reused = self.idle.lock().unwrap_or_else(PoisonError::into_inner).pop();
+        let reused = self
+            .idle
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .pop();
         reused.unwrap_or_else(|| self.dfa.create_cache())
     }
 
@@ -58,7 +69,9 @@ impl ForwardScan {
     /// The state at the start of the text. `None` cannot happen (unanchored starts always exist,
     /// there are no quit bytes and the cache never gives up); callers then skip regex rules.
     pub(crate) fn start(&self, cache: &mut Cache) -> Option<LazyStateID> {
-        self.dfa.start_state(cache, &start::Config::new().anchored(Anchored::No)).ok()
+        self.dfa
+            .start_state(cache, &start::Config::new().anchored(Anchored::No))
+            .ok()
     }
 
     /// One step. Should the cache ever give up (it is configured not to), the cache is reset
@@ -74,7 +87,9 @@ impl ForwardScan {
 
     /// The step over the end of the text.
     pub(crate) fn next_eoi(&self, cache: &mut Cache, state: LazyStateID) -> LazyStateID {
-        self.dfa.next_eoi_state(cache, state).unwrap_or_else(|_| self.restart(cache, state))
+        self.dfa
+            .next_eoi_state(cache, state)
+            .unwrap_or_else(|_| self.restart(cache, state))
     }
 
     fn restart(&self, cache: &mut Cache, state: LazyStateID) -> LazyStateID {

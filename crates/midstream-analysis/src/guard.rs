@@ -8,10 +8,10 @@
 //! with settled redactions applied. A new run is only started on a byte that can begin a
 //! guarded match (a 256-entry table), so text without such bytes never creates a run.
 
+use regex_automata::MatchKind;
 use regex_automata::dfa::{Automaton, StartKind, dense};
 use regex_automata::nfa::thompson::{self, WhichCaptures};
 use regex_automata::util::primitives::StateID;
-use regex_automata::MatchKind;
 
 use crate::error::one_line;
 use crate::liveness::{DenseDfa, Liveness, start_configs};
@@ -30,6 +30,10 @@ pub(crate) struct GuardAutomaton {
     starts: Vec<StateID>,
     /// Bytes that can begin a guarded match after some look-behind.
     first_byte: [bool; 256],
+    /// Bit `(b0 << 8) | b1`: the two bytes can begin a guarded match after some look-behind.
+    /// Most bytes that can begin a match are common letters whose run dies on the next byte;
+    /// this table lets those die without DFA work.
+    first_pair: Vec<u64>,
     /// Longest guarded match, in bytes.
     bound: u64,
 }
@@ -57,9 +61,35 @@ impl GuardAutomaton {
         starts.rotate_left(1);
         let mut first_byte = [false; 256];
         for (byte, can_start) in (0..=255u8).zip(first_byte.iter_mut()) {
-            *can_start = starts.iter().any(|&start| liveness.can_match_later(dfa.next_state(start, byte)));
+            *can_start = starts
+                .iter()
+                .any(|&start| liveness.can_match_later(dfa.next_state(start, byte)));
         }
-        Ok(GuardAutomaton { dfa, liveness, starts, first_byte, bound: bound as u64 })
+        let mut first_pair = vec![0u64; 1024];
+        let mut distinct_starts = starts.clone();
+        distinct_starts.sort_unstable();
+        distinct_starts.dedup();
+        for &start in &distinct_starts {
+            for first in (0..=255u8).filter(|&byte| first_byte[usize::from(byte)]) {
+                let Some(after_first) = liveness_step(&dfa, &liveness, start, first) else {
+                    continue;
+                };
+                for second in 0..=255u8 {
+                    if liveness_step(&dfa, &liveness, after_first, second).is_some() {
+                        let bit = usize::from(first) << 8 | usize::from(second);
+                        first_pair[bit / 64] |= 1 << (bit % 64);
+                    }
+                }
+            }
+        }
+        Ok(GuardAutomaton {
+            dfa,
+            liveness,
+            starts,
+            first_byte,
+            first_pair,
+            bound: bound as u64,
+        })
     }
 
     /// Whether `byte` may begin a guarded match.
@@ -72,11 +102,22 @@ impl GuardAutomaton {
         self.starts[look_behind.map_or(256, usize::from)]
     }
 
+    fn may_start_pair(&self, first: u8, second: u8) -> bool {
+        let bit = usize::from(first) << 8 | usize::from(second);
+        self.first_pair
+            .get(bit / 64)
+            .is_some_and(|word| word & (1 << (bit % 64)) != 0)
+    }
+
     /// The state of a run after one more byte, or `None` when no guarded match can come of it.
     fn advance(&self, state: StateID, byte: u8) -> Option<StateID> {
-        let next = self.dfa.next_state(state, byte);
-        self.liveness.can_match_later(next).then_some(next)
+        liveness_step(&self.dfa, &self.liveness, state, byte)
     }
+}
+
+fn liveness_step(dfa: &DenseDfa, liveness: &Liveness, state: StateID, byte: u8) -> Option<StateID> {
+    let next = dfa.next_state(state, byte);
+    liveness.can_match_later(next).then_some(next)
 }
 
 /// A position from which a guarded match may still start.
@@ -94,18 +135,29 @@ struct Redaction {
     rule: RuleId,
 }
 
+/// A byte that may begin a guarded match, waiting for the next byte to tell (see
+/// [`GuardAutomaton::first_pair`]).
+#[derive(Debug, Clone, Copy)]
+struct Tentative {
+    start: u64,
+    byte: u8,
+    look_behind: Option<u8>,
+}
+
 /// Per-stream guard state.
 #[derive(Debug, Default)]
 pub(crate) struct GuardState {
+    tentative: Option<Tentative>,
     runs: Vec<Run>,
     redactions: Vec<Redaction>,
     released_to: u64,
 }
 
 impl GuardState {
-    /// Whether any run is alive (the scanner then takes its slow path on every byte).
+    /// Whether any run is alive or tentative (the scanner then steps the guard on every byte).
+    #[inline]
     pub(crate) fn has_runs(&self) -> bool {
-        !self.runs.is_empty()
+        self.tentative.is_some() || !self.runs.is_empty()
     }
 
     /// The stream position up to which text has been released (or redacted).
@@ -115,13 +167,25 @@ impl GuardState {
 
     /// The earliest start of a live run, if any.
     pub(crate) fn earliest_run(&self) -> Option<u64> {
-        self.runs.iter().map(|run| run.start).min()
+        let runs = self.runs.iter().map(|run| run.start).min();
+        match self.tentative {
+            Some(tentative) => {
+                Some(runs.map_or(tentative.start, |start| start.min(tentative.start)))
+            }
+            None => runs,
+        }
     }
 
     /// Advances every run over the byte at `position`, drops the ones with no future, and
     /// starts a run at `position` if the byte can begin a guarded match.
     #[inline]
-    pub(crate) fn step(&mut self, automaton: &GuardAutomaton, position: u64, byte: u8, look_behind: Option<u8>) {
+    pub(crate) fn step(
+        &mut self,
+        automaton: &GuardAutomaton,
+        position: u64,
+        byte: u8,
+        look_behind: Option<u8>,
+    ) {
         if !self.runs.is_empty() {
             let mut kept = 0;
             for index in 0..self.runs.len() {
@@ -129,22 +193,47 @@ impl GuardState {
                 if let Some(state) = automaton.advance(run.state, byte)
                     && position < run.start + automaton.bound
                 {
-                    self.runs[kept] = Run { start: run.start, state };
+                    self.runs[kept] = Run {
+                        start: run.start,
+                        state,
+                    };
                     kept += 1;
                 }
             }
             self.runs.truncate(kept);
         }
-        if automaton.may_start(byte)
-            && let Some(state) = automaton.advance(automaton.start(look_behind), byte)
+        if let Some(tentative) = self.tentative.take()
+            && automaton.may_start_pair(tentative.byte, byte)
+            && let Some(first) =
+                automaton.advance(automaton.start(tentative.look_behind), tentative.byte)
+            && let Some(state) = automaton.advance(first, byte)
+            && position < tentative.start + automaton.bound
         {
-            self.runs.push(Run { start: position, state });
+            self.runs.push(Run {
+                start: tentative.start,
+                state,
+            });
+        }
+        // The byte filter is cheap; the DFA step also honours look-behind, so a pattern that
+        // begins with a word boundary holds nothing back in the middle of a word.
+        if automaton.may_start(byte)
+            && automaton
+                .advance(automaton.start(look_behind), byte)
+                .is_some()
+        {
+            self.tentative = Some(Tentative {
+                start: position,
+                byte,
+                look_behind,
+            });
         }
     }
 
     /// Records a settled redaction; they are applied in order of start, then rule.
     pub(crate) fn redact(&mut self, start: u64, end: u64, rule: RuleId) {
-        let at = self.redactions.partition_point(|queued| (queued.start, queued.rule) <= (start, rule));
+        let at = self
+            .redactions
+            .partition_point(|queued| (queued.start, queued.rule) <= (start, rule));
         self.redactions.insert(at, Redaction { start, end, rule });
     }
 
@@ -160,15 +249,19 @@ impl GuardState {
         replacement: impl Fn(RuleId) -> &'r str,
         out: &mut String,
     ) {
-        let applied = self.redactions.partition_point(|queued| queued.start < frontier);
-        for redaction in self.redactions.drain(..applied) {
-            if redaction.start > self.released_to {
-                push_text(out, window.slice(self.released_to, redaction.start));
-                self.released_to = redaction.start;
-            }
-            if redaction.end > self.released_to {
-                out.push_str(replacement(redaction.rule));
-                self.released_to = redaction.end;
+        if !self.redactions.is_empty() {
+            let applied = self
+                .redactions
+                .partition_point(|queued| queued.start < frontier);
+            for redaction in self.redactions.drain(..applied) {
+                if redaction.start > self.released_to {
+                    push_text(out, window.slice(self.released_to, redaction.start));
+                    self.released_to = redaction.start;
+                }
+                if redaction.end > self.released_to {
+                    out.push_str(replacement(redaction.rule));
+                    self.released_to = redaction.end;
+                }
             }
         }
         if frontier > self.released_to {
@@ -179,6 +272,7 @@ impl GuardState {
 
     /// Forgets every run and queued redaction (the stream ended).
     pub(crate) fn close(&mut self) {
+        self.tentative = None;
         self.runs.clear();
         self.redactions.clear();
     }
@@ -200,7 +294,11 @@ mod tests {
 
     #[test]
     fn first_byte_table_and_runs_follow_the_patterns() {
-        let automaton = GuardAutomaton::build(&["sk-[a-z]{3,}".to_owned(), "(?-u:\\b)no(?-u:\\b)".to_owned()], 16).unwrap();
+        let automaton = GuardAutomaton::build(
+            &["sk-[a-z]{3,}".to_owned(), "(?-u:\\b)no(?-u:\\b)".to_owned()],
+            16,
+        )
+        .unwrap();
         assert!(automaton.may_start(b's'));
         assert!(automaton.may_start(b'n'));
         assert!(!automaton.may_start(b'k'));
@@ -235,10 +333,20 @@ mod tests {
         state.redact(6, 12, RuleId(1));
         state.redact(2, 8, RuleId(0));
         let mut out = String::new();
-        state.release(4, &window, |rule| if rule == RuleId(0) { "<A>" } else { "<B>" }, &mut out);
+        state.release(
+            4,
+            &window,
+            |rule| if rule == RuleId(0) { "<A>" } else { "<B>" },
+            &mut out,
+        );
         assert_eq!(out, "01<A>");
         assert_eq!(state.released_to(), 8);
-        state.release(14, &window, |rule| if rule == RuleId(0) { "<A>" } else { "<B>" }, &mut out);
+        state.release(
+            14,
+            &window,
+            |rule| if rule == RuleId(0) { "<A>" } else { "<B>" },
+            &mut out,
+        );
         assert_eq!(out, "01<A><B>cd");
     }
 }

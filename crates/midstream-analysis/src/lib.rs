@@ -113,5 +113,7 @@ pub use config::{ActionConfig, RuleConfig, RuleSet, Scope};
 pub use detector::Detector;
 pub use error::{RuleError, RuleLabel, RuleProblem};
 pub use output::{Detection, ScanOutput};
-pub use rule::{Action, DEFAULT_MAX_LEN, DEFAULT_REDACTION, MAX_PATTERN_BOUND, Pattern, Rule, RuleId};
+pub use rule::{
+    Action, DEFAULT_MAX_LEN, DEFAULT_REDACTION, MAX_PATTERN_BOUND, Pattern, Rule, RuleId,
+};
 pub use scanner::Scanner;

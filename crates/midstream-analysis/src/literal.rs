@@ -6,8 +6,8 @@
 //! automaton folds and candidates of exact rules are compared byte for byte.
 
 use aho_corasick::automaton::Automaton;
-use aho_corasick::dfa::DFA;
 use aho_corasick::automaton::StateID;
+use aho_corasick::dfa::DFA;
 use aho_corasick::{Anchored, MatchKind, StartKind};
 
 use crate::error::one_line;
@@ -72,9 +72,16 @@ impl LiteralSet {
             .prefilter(false)
             .build(keywords.iter().map(|keyword| &keyword.bytes))
             .map_err(|error| one_line(&error))?;
-        let start = dfa.start_state(Anchored::No).map_err(|error| one_line(&error))?;
+        let start = dfa
+            .start_state(Anchored::No)
+            .map_err(|error| one_line(&error))?;
         let rules = sources.iter().map(|source| source.rule.clone()).collect();
-        Ok(Some(LiteralSet { dfa, start, keywords, rules }))
+        Ok(Some(LiteralSet {
+            dfa,
+            start,
+            keywords,
+            rules,
+        }))
     }
 
     /// The rules, indexed by slot.
@@ -101,9 +108,17 @@ impl LiteralSet {
 
     /// Appends (slot, keyword length) for every keyword ending at `state` whose text matches
     /// `text_before_end` (the stream up to the end of the match) with the rule's case rule.
-    pub(crate) fn candidates(&self, state: StateID, text_before_end: &[u8], found: &mut Vec<(usize, usize)>) {
+    pub(crate) fn candidates(
+        &self,
+        state: StateID,
+        text_before_end: &[u8],
+        found: &mut Vec<(usize, usize)>,
+    ) {
         for index in 0..self.dfa.match_len(state) {
-            let Some(keyword) = self.keywords.get(self.dfa.match_pattern(state, index).as_usize()) else {
+            let Some(keyword) = self
+                .keywords
+                .get(self.dfa.match_pattern(state, index).as_usize())
+            else {
                 continue;
             };
             let len = keyword.bytes.len();
@@ -136,8 +151,20 @@ pub(crate) fn literal_regex(keyword: &str, case_insensitive: bool) -> String {
 mod tests {
     use super::*;
 
-    fn source<'a>(slot: usize, keywords: &'a [String], case_insensitive: bool) -> LiteralSource<'a> {
-        LiteralSource { rule: LiteralRule { id: RuleId(slot), whole_word: false, guard: false }, keywords, case_insensitive }
+    fn source<'a>(
+        slot: usize,
+        keywords: &'a [String],
+        case_insensitive: bool,
+    ) -> LiteralSource<'a> {
+        LiteralSource {
+            rule: LiteralRule {
+                id: RuleId(slot),
+                whole_word: false,
+                guard: false,
+            },
+            keywords,
+            case_insensitive,
+        }
     }
 
     fn walk(set: &LiteralSet, text: &[u8]) -> Vec<(usize, usize, usize)> {
@@ -160,7 +187,9 @@ mod tests {
     fn reports_overlapping_keywords_and_checks_case_per_rule() {
         let exact = vec!["Hello".to_owned(), "lo w".to_owned()];
         let folded = vec!["hello world".to_owned()];
-        let set = LiteralSet::build(&[source(0, &exact, false), source(1, &folded, true)]).unwrap().unwrap();
+        let set = LiteralSet::build(&[source(0, &exact, false), source(1, &folded, true)])
+            .unwrap()
+            .unwrap();
         assert_eq!(walk(&set, b"Hello World"), vec![(5, 0, 5), (11, 1, 11)]);
         assert_eq!(walk(&set, b"hello lo world"), vec![(10, 0, 4)]);
         assert_eq!(walk(&set, b"HELLO WORLD"), vec![(11, 1, 11)]);

@@ -6,10 +6,10 @@
 //! what lets a detection fire on the `!` rather than on the byte after it. The analysis runs once
 //! per automaton when the detector is built.
 
+use regex_automata::Anchored;
 use regex_automata::dfa::{Automaton, dense};
 use regex_automata::util::primitives::StateID;
 use regex_automata::util::start;
-use regex_automata::Anchored;
 
 /// A dense DFA as the rest of the crate uses it.
 pub(crate) type DenseDfa = dense::DFA<Vec<u32>>;
@@ -50,7 +50,9 @@ impl Liveness {
             let classes = dfa.byte_classes();
             let mut seen_class = [false; 256];
             (0..=255u8)
-                .filter(|&byte| !std::mem::replace(&mut seen_class[usize::from(classes.get(byte))], true))
+                .filter(|&byte| {
+                    !std::mem::replace(&mut seen_class[usize::from(classes.get(byte))], true)
+                })
                 .collect()
         };
         let mut successors: Vec<Vec<StateID>> = Vec::new();
@@ -83,7 +85,9 @@ impl Liveness {
                 predecessors[position_of[index_of(target)]].push(position);
             }
             let seeds = dfa.is_match_state(dfa.next_eoi_state(sid))
-                || successors[position].iter().any(|&target| dfa.is_match_state(target));
+                || successors[position]
+                    .iter()
+                    .any(|&target| dfa.is_match_state(target));
             if seeds && !dfa.is_dead_state(sid) {
                 productive[index_of(sid)] = true;
                 work.push(position);
@@ -98,12 +102,18 @@ impl Liveness {
                 }
             }
         }
-        Liveness { productive, stride2 }
+        Liveness {
+            productive,
+            stride2,
+        }
     }
 
     /// Whether a match can still end after `sid` (by more bytes, or at the end of the text).
     pub(crate) fn can_match_later(&self, sid: StateID) -> bool {
-        self.productive.get(sid.as_usize() >> self.stride2).copied().unwrap_or(false)
+        self.productive
+            .get(sid.as_usize() >> self.stride2)
+            .copied()
+            .unwrap_or(false)
     }
 }
 
@@ -111,25 +121,35 @@ impl Liveness {
 pub(crate) fn start_configs() -> impl Iterator<Item = start::Config> {
     std::iter::once(None)
         .chain((0..=255u8).map(Some))
-        .map(|look_behind| start::Config::new().anchored(Anchored::Yes).look_behind(look_behind))
+        .map(|look_behind| {
+            start::Config::new()
+                .anchored(Anchored::Yes)
+                .look_behind(look_behind)
+        })
 }
 
 #[cfg(test)]
 mod tests {
-    use regex_automata::dfa::StartKind;
     use regex_automata::MatchKind;
+    use regex_automata::dfa::StartKind;
 
     use super::*;
 
     fn anchored(pattern: &str) -> DenseDfa {
         dense::Builder::new()
-            .configure(dense::Config::new().match_kind(MatchKind::All).start_kind(StartKind::Anchored))
+            .configure(
+                dense::Config::new()
+                    .match_kind(MatchKind::All)
+                    .start_kind(StartKind::Anchored),
+            )
             .build(pattern)
             .unwrap()
     }
 
     fn walk(dfa: &DenseDfa, text: &[u8]) -> StateID {
-        let mut sid = dfa.start_state(&start::Config::new().anchored(Anchored::Yes)).unwrap();
+        let mut sid = dfa
+            .start_state(&start::Config::new().anchored(Anchored::Yes))
+            .unwrap();
         for &byte in text {
             sid = dfa.next_state(sid, byte);
         }
@@ -141,7 +161,10 @@ mod tests {
         let dfa = anchored("hunter2");
         let liveness = Liveness::analyze(&dfa);
         assert!(liveness.can_match_later(walk(&dfa, b"hunt")));
-        assert!(liveness.can_match_later(walk(&dfa, b"hunter2")), "the end of text would confirm it");
+        assert!(
+            liveness.can_match_later(walk(&dfa, b"hunter2")),
+            "the end of text would confirm it"
+        );
         let after = walk(&dfa, b"hunter2!");
         assert!(dfa.is_match_state(after));
         assert!(!liveness.can_match_later(after));

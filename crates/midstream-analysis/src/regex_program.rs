@@ -93,7 +93,9 @@ impl RegexProgram {
     /// The anchored start state for a match starting right after `look_behind` (`None`: at the
     /// start of the text).
     pub(crate) fn start(&self, look_behind: Option<u8>) -> Option<StateID> {
-        let config = start::Config::new().anchored(Anchored::Yes).look_behind(look_behind);
+        let config = start::Config::new()
+            .anchored(Anchored::Yes)
+            .look_behind(look_behind);
         self.forward.start_state(&config).ok()
     }
 
@@ -124,15 +126,26 @@ impl RegexProgram {
         let input = Input::new(haystack).span(low..end).anchored(Anchored::Yes);
         // MatchKind::All makes the reverse search run until the DFA dies, so it reports the
         // furthest start; errors cannot happen (no quit bytes, no cache) and mean "no match".
-        self.reverse.try_search_rev(&input).ok().flatten().map(|half| half.offset())
+        self.reverse
+            .try_search_rev(&input)
+            .ok()
+            .flatten()
+            .map(|half| half.offset())
     }
 
     /// The named groups of the match `haystack[start..end]` that took part in it, in pattern
     /// order, as (name, text).
-    pub(crate) fn captures(&self, haystack: &[u8], start: usize, end: usize) -> Vec<(String, String)> {
+    pub(crate) fn captures(
+        &self,
+        haystack: &[u8],
+        start: usize,
+        end: usize,
+    ) -> Vec<(String, String)> {
         let mut cache = self.captures.create_cache();
         let mut captures = self.captures.create_captures();
-        let input = Input::new(haystack).span(start..end).anchored(Anchored::Yes);
+        let input = Input::new(haystack)
+            .span(start..end)
+            .anchored(Anchored::Yes);
         // With MatchKind::All the PikeVM reports the longest match from `start` within the
         // span, which is exactly the detected match.
         self.captures.search(&mut cache, &input, &mut captures);
@@ -143,7 +156,10 @@ impl RegexProgram {
             .iter()
             .filter_map(|(index, name)| {
                 let span = captures.get_group(*index)?;
-                Some((name.clone(), String::from_utf8_lossy(&haystack[span.range()]).into_owned()))
+                Some((
+                    name.clone(),
+                    String::from_utf8_lossy(&haystack[span.range()]).into_owned(),
+                ))
             })
             .collect()
     }
@@ -152,15 +168,24 @@ impl RegexProgram {
 /// Parses with the same syntax options regex-automata uses by default, so its properties
 /// (minimum length, look-around) describe what is compiled.
 fn parse(pattern: &str) -> Result<Hir, RuleProblem> {
-    regex_syntax::ParserBuilder::new().build().parse(pattern).map_err(|error| {
-        RuleProblem::Regex(match &error {
-            regex_syntax::Error::Parse(parse) => format!("{} at byte {}", parse.kind(), parse.span().start.offset),
-            regex_syntax::Error::Translate(translate) => {
-                format!("{} at byte {}", translate.kind(), translate.span().start.offset)
-            }
-            other => one_line(other),
+    regex_syntax::ParserBuilder::new()
+        .build()
+        .parse(pattern)
+        .map_err(|error| {
+            RuleProblem::Regex(match &error {
+                regex_syntax::Error::Parse(parse) => {
+                    format!("{} at byte {}", parse.kind(), parse.span().start.offset)
+                }
+                regex_syntax::Error::Translate(translate) => {
+                    format!(
+                        "{} at byte {}",
+                        translate.kind(),
+                        translate.span().start.offset
+                    )
+                }
+                other => one_line(other),
+            })
         })
-    })
 }
 
 fn build_dense(pattern: &str, reverse: bool) -> Result<DenseDfa, RuleProblem> {
@@ -172,11 +197,17 @@ fn build_dense(pattern: &str, reverse: bool) -> Result<DenseDfa, RuleProblem> {
                 .dfa_size_limit(Some(AUTOMATON_SIZE_LIMIT))
                 .determinize_size_limit(Some(AUTOMATON_SIZE_LIMIT)),
         )
-        .thompson(thompson::Config::new().reverse(reverse).which_captures(WhichCaptures::None))
+        .thompson(
+            thompson::Config::new()
+                .reverse(reverse)
+                .which_captures(WhichCaptures::None),
+        )
         .build(pattern)
         .map_err(|error| {
             if error.is_size_limit_exceeded() {
-                RuleProblem::RegexTooLarge { limit: AUTOMATON_SIZE_LIMIT }
+                RuleProblem::RegexTooLarge {
+                    limit: AUTOMATON_SIZE_LIMIT,
+                }
             } else {
                 RuleProblem::Regex(one_line(&error))
             }
@@ -189,10 +220,19 @@ mod tests {
 
     #[test]
     fn rejects_what_cannot_stream() {
-        assert_eq!(RegexProgram::compile(r"\bword\b", 64).unwrap_err(), RuleProblem::UnicodeWordBoundary);
+        assert_eq!(
+            RegexProgram::compile(r"\bword\b", 64).unwrap_err(),
+            RuleProblem::UnicodeWordBoundary
+        );
         assert!(RegexProgram::compile(r"(?-u:\b)word(?-u:\b)", 64).is_ok());
-        assert_eq!(RegexProgram::compile("a*", 64).unwrap_err(), RuleProblem::RegexMatchesEmpty);
-        assert_eq!(RegexProgram::compile("[a&&b]", 64).unwrap_err(), RuleProblem::RegexNeverMatches);
+        assert_eq!(
+            RegexProgram::compile("a*", 64).unwrap_err(),
+            RuleProblem::RegexMatchesEmpty
+        );
+        assert_eq!(
+            RegexProgram::compile("[a&&b]", 64).unwrap_err(),
+            RuleProblem::RegexNeverMatches
+        );
         assert_eq!(
             RegexProgram::compile("abcdef", 3).unwrap_err(),
             RuleProblem::MaxLenTooShort { max_len: 3, min: 6 }
@@ -210,13 +250,21 @@ mod tests {
         assert_eq!(program.leftmost_start(haystack, 0, 7), Some(3));
         assert_eq!(program.leftmost_start(haystack, 5, 7), Some(5));
         assert_eq!(program.leftmost_start(haystack, 0, 6), None);
-        assert_eq!(program.captures(haystack, 4, 7), vec![("word".to_owned(), "bc".to_owned())]);
+        assert_eq!(
+            program.captures(haystack, 4, 7),
+            vec![("word".to_owned(), "bc".to_owned())]
+        );
         assert_eq!(program.group_names().collect::<Vec<_>>(), ["word"]);
     }
 
     #[test]
     fn too_large_patterns_are_rejected_not_built() {
         let problem = RegexProgram::compile(r"\w{500}", 4096).unwrap_err();
-        assert_eq!(problem, RuleProblem::RegexTooLarge { limit: AUTOMATON_SIZE_LIMIT });
+        assert_eq!(
+            problem,
+            RuleProblem::RegexTooLarge {
+                limit: AUTOMATON_SIZE_LIMIT
+            }
+        );
     }
 }

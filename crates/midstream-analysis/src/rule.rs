@@ -96,7 +96,9 @@ impl Rule {
     /// otherwise. It is how far back the scanner must be able to look for this rule.
     pub fn bound(&self) -> usize {
         match &self.pattern {
-            Pattern::Keywords { keywords, .. } => keywords.iter().map(String::len).max().unwrap_or(0),
+            Pattern::Keywords { keywords, .. } => {
+                keywords.iter().map(String::len).max().unwrap_or(0)
+            }
             Pattern::Regex { max_len, .. } => *max_len,
         }
     }
@@ -130,7 +132,16 @@ pub(crate) fn compile(index: usize, config: &RuleConfig) -> Result<CompiledRule,
     if let Some(template) = &args {
         check_references(template, regex.as_ref()).map_err(fail)?;
     }
-    Ok(CompiledRule { rule: Rule { name: config.name.clone(), scope, pattern, action, args }, regex })
+    Ok(CompiledRule {
+        rule: Rule {
+            name: config.name.clone(),
+            scope,
+            pattern,
+            action,
+            args,
+        },
+        regex,
+    })
 }
 
 fn compile_pattern(config: &RuleConfig) -> Result<(Pattern, Option<RegexProgram>), RuleProblem> {
@@ -143,7 +154,11 @@ fn compile_pattern(config: &RuleConfig) -> Result<(Pattern, Option<RegexProgram>
     .filter_map(|(key, present)| present.then_some(key))
     .collect();
     if present.len() != 1 {
-        let found = if present.is_empty() { "none".to_owned() } else { present.join(" and ") };
+        let found = if present.is_empty() {
+            "none".to_owned()
+        } else {
+            present.join(" and ")
+        };
         return Err(RuleProblem::PatternChoice { found });
     }
     if let Some(regex) = &config.regex {
@@ -163,10 +178,19 @@ fn compile_pattern(config: &RuleConfig) -> Result<(Pattern, Option<RegexProgram>
         }
         let max_len = config.max_len.unwrap_or(DEFAULT_MAX_LEN);
         if !(1..=MAX_PATTERN_BOUND).contains(&max_len) {
-            return Err(RuleProblem::MaxLenRange { value: max_len, limit: MAX_PATTERN_BOUND });
+            return Err(RuleProblem::MaxLenRange {
+                value: max_len,
+                limit: MAX_PATTERN_BOUND,
+            });
         }
         let program = RegexProgram::compile(regex, max_len)?;
-        return Ok((Pattern::Regex { regex: regex.clone(), max_len }, Some(program)));
+        return Ok((
+            Pattern::Regex {
+                regex: regex.clone(),
+                max_len,
+            },
+            Some(program),
+        ));
     }
     if config.max_len.is_some() {
         return Err(RuleProblem::MisplacedOption {
@@ -180,13 +204,26 @@ fn compile_pattern(config: &RuleConfig) -> Result<(Pattern, Option<RegexProgram>
         (Some(literal), _) => (vec![literal.clone()], false),
         (None, Some(keywords)) if keywords.is_empty() => return Err(RuleProblem::NoKeywords),
         (None, Some(keywords)) => (keywords.clone(), true),
-        (None, None) => return Err(RuleProblem::PatternChoice { found: "none".into() }),
+        (None, None) => {
+            return Err(RuleProblem::PatternChoice {
+                found: "none".into(),
+            });
+        }
     };
     if let Some(position) = keywords.iter().position(String::is_empty) {
-        return Err(RuleProblem::EmptyKeyword { position: position + 1 });
+        return Err(RuleProblem::EmptyKeyword {
+            position: position + 1,
+        });
     }
-    if let Some(len) = keywords.iter().map(String::len).find(|&len| len > MAX_PATTERN_BOUND) {
-        return Err(RuleProblem::LiteralTooLong { len, limit: MAX_PATTERN_BOUND });
+    if let Some(len) = keywords
+        .iter()
+        .map(String::len)
+        .find(|&len| len > MAX_PATTERN_BOUND)
+    {
+        return Err(RuleProblem::LiteralTooLong {
+            len,
+            limit: MAX_PATTERN_BOUND,
+        });
     }
     let pattern = Pattern::Keywords {
         keywords,
@@ -199,21 +236,34 @@ fn compile_pattern(config: &RuleConfig) -> Result<(Pattern, Option<RegexProgram>
 fn compile_action(config: &ActionConfig) -> Result<(Action, Option<ArgsTemplate>), RuleProblem> {
     Ok(match config {
         ActionConfig::Tool { tool, .. } if tool.is_empty() => return Err(RuleProblem::EmptyTool),
-        ActionConfig::Tool { tool, args } => {
-            (Action::Tool { tool: tool.clone(), args: args.clone() }, Some(ArgsTemplate::parse(args)))
-        }
+        ActionConfig::Tool { tool, args } => (
+            Action::Tool {
+                tool: tool.clone(),
+                args: args.clone(),
+            },
+            Some(ArgsTemplate::parse(args)),
+        ),
         ActionConfig::Emit => (Action::Emit, None),
         ActionConfig::Redact { replacement } => (
-            Action::Redact { replacement: replacement.clone().unwrap_or_else(|| DEFAULT_REDACTION.to_owned()) },
+            Action::Redact {
+                replacement: replacement
+                    .clone()
+                    .unwrap_or_else(|| DEFAULT_REDACTION.to_owned()),
+            },
             None,
         ),
         ActionConfig::Stop => (Action::Stop, None),
     })
 }
 
-fn check_references(template: &ArgsTemplate, regex: Option<&RegexProgram>) -> Result<(), RuleProblem> {
+fn check_references(
+    template: &ArgsTemplate,
+    regex: Option<&RegexProgram>,
+) -> Result<(), RuleProblem> {
     for reference in template.references() {
-        let Reference::Group(name) = reference else { continue };
+        let Reference::Group(name) = reference else {
+            continue;
+        };
         match regex {
             Some(program) if program.group_names().any(|group| group == name) => {}
             Some(_) => return Err(RuleProblem::MissingGroup { name: name.clone() }),
@@ -247,7 +297,9 @@ mod tests {
             "intent \"x\": exactly one of `literal`, `keywords`, `regex` is required (found none)"
         );
         assert_eq!(
-            problem("[[intent]]\nname = \"x\"\nliteral = \"a\"\nregex = \"b\"\naction = \"emit\"\n"),
+            problem(
+                "[[intent]]\nname = \"x\"\nliteral = \"a\"\nregex = \"b\"\naction = \"emit\"\n"
+            ),
             "intent \"x\": exactly one of `literal`, `keywords`, `regex` is required (found literal and regex)"
         );
     }
@@ -284,36 +336,83 @@ mod tests {
     fn options_apply_to_their_pattern_kind() {
         assert!(problem("[[intent]]\nname = \"x\"\nregex = \"a\"\ncase_insensitive = true\naction = \"emit\"\n")
             .contains("use (?i) inside the regex"));
-        assert!(problem("[[intent]]\nname = \"x\"\nregex = \"a\"\nwhole_word = true\naction = \"emit\"\n")
-            .contains("(?-u:\\b)"));
-        assert!(problem("[[intent]]\nname = \"x\"\nliteral = \"a\"\nmax_len = 3\naction = \"emit\"\n")
-            .contains("`max_len` applies to regex"));
-        assert!(problem("[[intent]]\nname = \"x\"\nregex = \"a\"\nmax_len = 0\naction = \"emit\"\n")
-            .contains("max_len must be between 1 and"));
-        assert!(problem("[[intent]]\nname = \"x\"\nkeywords = []\naction = \"emit\"\n").contains("at least one"));
-        assert!(problem("[[intent]]\nname = \"x\"\nkeywords = [\"a\", \"\"]\naction = \"emit\"\n")
-            .contains("keyword #2 is empty"));
-        assert!(problem("[[intent]]\nname = \"x\"\nliteral = \"\"\naction = \"emit\"\n").contains("literal must not be empty"));
-        assert!(problem("[[intent]]\nname = \"\"\nliteral = \"a\"\naction = \"emit\"\n").starts_with("intent #1: name"));
-        assert!(problem("[[intent]]\nname = \"x\"\nscope = []\nliteral = \"a\"\naction = \"emit\"\n").contains("scope"));
-        assert!(problem("[[intent]]\nname = \"x\"\nliteral = \"a\"\naction = { tool = \"\" }\n").contains("tool name"));
+        assert!(
+            problem(
+                "[[intent]]\nname = \"x\"\nregex = \"a\"\nwhole_word = true\naction = \"emit\"\n"
+            )
+            .contains("(?-u:\\b)")
+        );
+        assert!(
+            problem("[[intent]]\nname = \"x\"\nliteral = \"a\"\nmax_len = 3\naction = \"emit\"\n")
+                .contains("`max_len` applies to regex")
+        );
+        assert!(
+            problem("[[intent]]\nname = \"x\"\nregex = \"a\"\nmax_len = 0\naction = \"emit\"\n")
+                .contains("max_len must be between 1 and")
+        );
+        assert!(
+            problem("[[intent]]\nname = \"x\"\nkeywords = []\naction = \"emit\"\n")
+                .contains("at least one")
+        );
+        assert!(
+            problem("[[intent]]\nname = \"x\"\nkeywords = [\"a\", \"\"]\naction = \"emit\"\n")
+                .contains("keyword #2 is empty")
+        );
+        assert!(
+            problem("[[intent]]\nname = \"x\"\nliteral = \"\"\naction = \"emit\"\n")
+                .contains("literal must not be empty")
+        );
+        assert!(
+            problem("[[intent]]\nname = \"\"\nliteral = \"a\"\naction = \"emit\"\n")
+                .starts_with("intent #1: name")
+        );
+        assert!(
+            problem("[[intent]]\nname = \"x\"\nscope = []\nliteral = \"a\"\naction = \"emit\"\n")
+                .contains("scope")
+        );
+        assert!(
+            problem("[[intent]]\nname = \"x\"\nliteral = \"a\"\naction = { tool = \"\" }\n")
+                .contains("tool name")
+        );
     }
 
     #[test]
     fn defaults() {
-        let compiled = compile_text("[[intent]]\nname = \"k\"\nkeywords = [\"hi\", \"hello\"]\naction = \"redact\"\n").unwrap();
+        let compiled = compile_text(
+            "[[intent]]\nname = \"k\"\nkeywords = [\"hi\", \"hello\"]\naction = \"redact\"\n",
+        )
+        .unwrap();
         let rule = compiled.rule;
-        assert_eq!(rule.pattern, Pattern::Keywords {
-            keywords: vec!["hi".into(), "hello".into()],
-            case_insensitive: false,
-            whole_word: true
-        });
-        assert_eq!(rule.action, Action::Redact { replacement: DEFAULT_REDACTION.into() });
+        assert_eq!(
+            rule.pattern,
+            Pattern::Keywords {
+                keywords: vec!["hi".into(), "hello".into()],
+                case_insensitive: false,
+                whole_word: true
+            }
+        );
+        assert_eq!(
+            rule.action,
+            Action::Redact {
+                replacement: DEFAULT_REDACTION.into()
+            }
+        );
         assert_eq!(rule.bound(), 5);
         assert!(rule.action.guards_output());
-        let literal = compile_text("[[intent]]\nname = \"l\"\nliteral = \"x\"\naction = \"emit\"\n").unwrap().rule;
-        assert!(matches!(literal.pattern, Pattern::Keywords { whole_word: false, .. }));
-        let regex = compile_text("[[intent]]\nname = \"r\"\nregex = \"x+\"\naction = \"stop\"\n").unwrap().rule;
+        let literal =
+            compile_text("[[intent]]\nname = \"l\"\nliteral = \"x\"\naction = \"emit\"\n")
+                .unwrap()
+                .rule;
+        assert!(matches!(
+            literal.pattern,
+            Pattern::Keywords {
+                whole_word: false,
+                ..
+            }
+        ));
+        let regex = compile_text("[[intent]]\nname = \"r\"\nregex = \"x+\"\naction = \"stop\"\n")
+            .unwrap()
+            .rule;
         assert_eq!(regex.bound(), DEFAULT_MAX_LEN);
     }
 }

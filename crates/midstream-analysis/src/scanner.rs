@@ -22,7 +22,11 @@ impl Scanner {
     /// A scanner for a new stream of `scope` text.
     pub fn new(detector: Arc<Detector>, scope: Scope) -> Scanner {
         let state = ScanState::new(detector.engine(scope));
-        Scanner { detector, scope, state }
+        Scanner {
+            detector,
+            scope,
+            state,
+        }
     }
 
     /// The scope this scanner applies.
@@ -41,14 +45,16 @@ impl Scanner {
     /// stop or [`Scanner::finish`], further feeds are ignored.
     pub fn feed(&mut self, bytes: &[u8], out: &mut ScanOutput) {
         let detector = &self.detector;
-        self.state.feed(detector.engine(self.scope), detector.rules(), bytes, out);
+        self.state
+            .feed(detector.engine(self.scope), detector.rules(), bytes, out);
     }
 
     /// End of stream: settles pending matches (the end of text is a boundary) and releases the
     /// held text.
     pub fn finish(&mut self, out: &mut ScanOutput) {
         let detector = &self.detector;
-        self.state.finish(detector.engine(self.scope), detector.rules(), out);
+        self.state
+            .finish(detector.engine(self.scope), detector.rules(), out);
     }
 
     /// Bytes fed so far (up to the stop, if a stop rule fired).

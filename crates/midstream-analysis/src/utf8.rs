@@ -16,15 +16,24 @@ fn is_continuation(byte: u8) -> bool {
 /// Counts the characters that start in `bytes` (non-continuation bytes). A character split
 /// across chunks is counted in the chunk holding its first byte.
 pub(crate) fn count_char_starts(bytes: &[u8]) -> u64 {
-    bytes.iter().map(|&byte| u64::from(!is_continuation(byte))).sum()
+    bytes
+        .iter()
+        .map(|&byte| u64::from(!is_continuation(byte)))
+        .sum()
 }
 
 /// The length of `bytes` minus an incomplete character at its end, if the tail could still
 /// become a valid character once more bytes arrive. Cutting the text there never changes how
 /// it decodes.
 pub(crate) fn settled_len(bytes: &[u8]) -> usize {
+    if bytes.last().is_none_or(u8::is_ascii) {
+        return bytes.len();
+    }
     let tail_start = bytes.len().saturating_sub(3);
-    match bytes[tail_start..].iter().rposition(|&byte| !is_continuation(byte)) {
+    match bytes[tail_start..]
+        .iter()
+        .rposition(|&byte| !is_continuation(byte))
+    {
         Some(offset) => {
             let lead = tail_start + offset;
             match std::str::from_utf8(&bytes[lead..]) {
@@ -67,10 +76,16 @@ pub(crate) fn word_char_at(bytes: &[u8], at: usize, at_end: bool) -> Option<bool
 pub(crate) fn word_char_before(bytes: &[u8], at: usize) -> bool {
     let at = at.min(bytes.len());
     let earliest = at.saturating_sub(4);
-    let Some(lead) = (earliest..at).rev().find(|&index| !is_continuation(bytes[index])) else {
+    let Some(lead) = (earliest..at)
+        .rev()
+        .find(|&index| !is_continuation(bytes[index]))
+    else {
         return false;
     };
-    std::str::from_utf8(&bytes[lead..at]).ok().and_then(|text| text.chars().next()).is_some_and(is_word_char)
+    std::str::from_utf8(&bytes[lead..at])
+        .ok()
+        .and_then(|text| text.chars().next())
+        .is_some_and(is_word_char)
 }
 
 #[cfg(test)]

@@ -16,7 +16,10 @@ impl Window {
     /// A window that will hold `keep` bytes of history plus chunks of at most `chunk` bytes
     /// without reallocating: the capacity is reserved up front.
     pub(crate) fn new(keep: usize, chunk: usize) -> Window {
-        Window { buf: Vec::with_capacity(2 * keep + chunk), offset: 0 }
+        Window {
+            buf: Vec::with_capacity(2 * keep + chunk),
+            offset: 0,
+        }
     }
 
     /// The stream position of `bytes()[0]`.
@@ -31,7 +34,9 @@ impl Window {
 
     /// The index in `bytes()` of stream position `position`, which must be buffered.
     pub(crate) fn index(&self, position: u64) -> usize {
-        usize::try_from(position.saturating_sub(self.offset)).unwrap_or(usize::MAX).min(self.buf.len())
+        usize::try_from(position.saturating_sub(self.offset))
+            .unwrap_or(usize::MAX)
+            .min(self.buf.len())
     }
 
     /// The buffered bytes from stream position `from` to `to` (clamped to what is buffered).

@@ -37,7 +37,7 @@ fn feed_all(scanner: &mut Scanner, out: &mut ScanOutput, released: &mut usize) {
 
 #[test]
 fn steady_state_feed_does_not_allocate() {
-    let detector = Arc::new(Detector::from_toml(RULES).unwrap());
+    let detector = Arc::new(Detector::from_toml(RULES).expect("test rules compile"));
     let mut out = ScanOutput::default();
     out.released.reserve(4096);
     out.detections.reserve(16);

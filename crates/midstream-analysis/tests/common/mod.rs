@@ -47,7 +47,12 @@ pub fn run(detector: &Arc<Detector>, scope: Scope, pieces: &[&[u8]]) -> Run {
     released.push_str(&out.released);
     stopped |= out.stopped;
     assert_eq!(scanner.held_back(), 0, "finish releases everything");
-    Run { per_call, released, stopped, max_held_back }
+    Run {
+        per_call,
+        released,
+        stopped,
+        max_held_back,
+    }
 }
 
 /// Splits `text` at the given byte offsets (sorted, deduplicated, clamped).

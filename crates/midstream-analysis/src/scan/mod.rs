@@ -25,8 +25,11 @@ use crate::guard::GuardState;
 use crate::output::{Detection, ScanOutput};
 use crate::regex_program::RegexProgram;
 use crate::rule::{Action, Rule, RuleId};
-use crate::utf8::{count_char_starts, settled_len, word_char_at, word_char_before};
+use crate::utf8::{count_char_starts, settled_len};
 use crate::window::Window;
+
+mod keywords;
+mod regex;
 
 /// Input is processed in slices of at most this many bytes, so the window never has to hold
 /// more than the history plus one slice, whatever the size of a chunk.
@@ -112,15 +115,25 @@ impl ScanState {
     pub(crate) fn new(engine: &ScopeEngine) -> ScanState {
         let forward = engine.forward.as_ref().and_then(|scan| {
             let mut cache = scan.take_cache();
-            scan.start(&mut cache).map(|state| ForwardCursor { cache, state })
+            scan.start(&mut cache)
+                .map(|state| ForwardCursor { cache, state })
         });
         let literal_count = engine.literals.as_ref().map_or(0, |set| set.rules().len());
         ScanState {
             forward,
-            literal_state: engine.literals.as_ref().map_or(LiteralStateID::ZERO, |set| set.start()),
-            regex_tracks: engine.regexes.iter().map(|_| RegexTrack::default()).collect(),
+            literal_state: engine
+                .literals
+                .as_ref()
+                .map_or(LiteralStateID::ZERO, |set| set.start()),
+            regex_tracks: engine
+                .regexes
+                .iter()
+                .map(|_| RegexTrack::default())
+                .collect(),
             pending_regex: Vec::with_capacity(engine.regexes.len()),
-            literal_tracks: (0..literal_count).map(|_| LiteralTrack::default()).collect(),
+            literal_tracks: (0..literal_count)
+                .map(|_| LiteralTrack::default())
+                .collect(),
             pending_literal: Vec::with_capacity(literal_count),
             guard: GuardState::default(),
             window: Window::new(engine.history, FEED_SLICE),
@@ -161,7 +174,13 @@ impl ScanState {
     }
 
     /// Feeds the next bytes of the stream.
-    pub(crate) fn feed(&mut self, engine: &ScopeEngine, rules: &[Rule], bytes: &[u8], out: &mut ScanOutput) {
+    pub(crate) fn feed(
+        &mut self,
+        engine: &ScopeEngine,
+        rules: &[Rule],
+        bytes: &[u8],
+        out: &mut ScanOutput,
+    ) {
         if self.phase != Phase::Open {
             return;
         }
@@ -174,7 +193,8 @@ impl ScanState {
             self.piece_start = self.fed;
             self.piece_chars = self.chars;
             let stopped = self.scan_piece(engine, rules, piece, out);
-            self.chars = self.chars_through_fed();
+            let scanned = usize::try_from(self.fed - self.piece_start).unwrap_or(piece.len());
+            self.chars += count_char_starts(&piece[..scanned.min(piece.len())]);
             if stopped {
                 return;
             }
@@ -222,11 +242,25 @@ impl ScanState {
     }
 
     /// Scans one slice (already in the window). Returns true if a stop rule ended the stream.
-    fn scan_piece(&mut self, engine: &ScopeEngine, rules: &[Rule], piece: &[u8], out: &mut ScanOutput) -> bool {
+    fn scan_piece(
+        &mut self,
+        engine: &ScopeEngine,
+        rules: &[Rule],
+        piece: &[u8],
+        out: &mut ScanOutput,
+    ) -> bool {
         let base = self.fed;
         let mut from = 0;
         while let Some((at, forward_hit, keyword_hit)) = self.skim(engine, piece, from, base) {
-            if self.slow_byte(engine, rules, base + at as u64, piece[at], forward_hit, keyword_hit, out) {
+            if self.slow_byte(
+                engine,
+                rules,
+                base + at as u64,
+                piece[at],
+                forward_hit,
+                keyword_hit,
+                out,
+            ) {
                 return true;
             }
             from = at + 1;
@@ -239,12 +273,51 @@ impl ScanState {
     /// byte needs the slow path. Returns that byte's index and whether the forward scan
     /// (slots in `scratch_slots`) and the keyword automaton reported a match on it.
     #[inline]
-    fn skim(&mut self, engine: &ScopeEngine, piece: &[u8], from: usize, base: u64) -> Option<(usize, bool, bool)> {
+    fn skim(
+        &mut self,
+        engine: &ScopeEngine,
+        piece: &[u8],
+        from: usize,
+        base: u64,
+    ) -> Option<(usize, bool, bool)> {
         // Disjoint borrows keep the hot state in registers instead of behind `self`.
-        let ScanState { forward, literal_state, guard, window, scratch_slots, pending_regex, pending_literal, .. } =
-            self;
+        let ScanState {
+            forward,
+            literal_state,
+            guard,
+            window,
+            scratch_slots,
+            pending_regex,
+            pending_literal,
+            ..
+        } = self;
         let every_byte = !pending_regex.is_empty() || !pending_literal.is_empty();
         let mut forward = engine.forward.as_ref().zip(forward.as_mut());
+        // The common case, both automata present: their states stay in registers (the loop is
+        // bound by the latency of the two dependent table lookups per byte).
+        if let (Some((scan, cursor)), Some(set)) = (&mut forward, &engine.literals) {
+            let mut state = cursor.state;
+            let mut keyword_state = *literal_state;
+            for (index, &byte) in piece.iter().enumerate().skip(from) {
+                state = scan.next(&mut cursor.cache, state, byte);
+                keyword_state = set.next(keyword_state, byte);
+                step_guard(engine, guard, window, piece, base, index);
+                let forward_hit = state.is_match();
+                let keyword_hit = set.is_match(keyword_state);
+                if forward_hit || keyword_hit || every_byte {
+                    cursor.state = state;
+                    *literal_state = keyword_state;
+                    if forward_hit {
+                        scratch_slots.clear();
+                        scan.matches(&cursor.cache, state, scratch_slots);
+                    }
+                    return Some((index, forward_hit, keyword_hit));
+                }
+            }
+            cursor.state = state;
+            *literal_state = keyword_state;
+            return None;
+        }
         for (index, &byte) in piece.iter().enumerate().skip(from) {
             let mut forward_hit = false;
             if let Some((scan, cursor)) = &mut forward {
@@ -260,16 +333,7 @@ impl ScanState {
                 *literal_state = set.next(*literal_state, byte);
                 keyword_hit = set.is_match(*literal_state);
             }
-            if let Some(automaton) = &engine.guard
-                && (automaton.may_start(byte) || guard.has_runs())
-            {
-                let position = base + index as u64;
-                let look_behind = match index.checked_sub(1) {
-                    Some(before) => Some(piece[before]),
-                    None => position.checked_sub(1).and_then(|before| window.bytes().get(window.index(before)).copied()),
-                };
-                guard.step(automaton, position, byte, look_behind);
-            }
+            step_guard(engine, guard, window, piece, base, index);
             if forward_hit || keyword_hit || every_byte {
                 return Some((index, forward_hit, keyword_hit));
             }
@@ -278,7 +342,10 @@ impl ScanState {
     }
 
     /// A byte on which something happens (see the module documentation for the order).
-    #[expect(clippy::too_many_arguments, reason = "the byte and what the fast path learnt about it")]
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "the byte and what the fast path learnt about it"
+    )]
     fn slow_byte(
         &mut self,
         engine: &ScopeEngine,
@@ -326,222 +393,6 @@ impl ScanState {
         &self.window.bytes()[..self.window.index(self.fed)]
     }
 
-    // ----- regex rules -----
-
-    fn advance_extensions(
-        &mut self,
-        engine: &ScopeEngine,
-        rules: &[Rule],
-        position: u64,
-        byte: u8,
-        out: &mut ScanOutput,
-    ) {
-        let mut index = 0;
-        while index < self.pending_regex.len() {
-            let slot = self.pending_regex[index];
-            let program = &engine.regexes[slot].program;
-            let Some(extension) = self.regex_tracks[slot].pending.as_mut() else {
-                self.pending_regex.swap_remove(index);
-                continue;
-            };
-            extension.state = program.next(extension.state, byte);
-            if program.is_match(extension.state) {
-                extension.last_end = Some(position);
-            }
-            let still_growing =
-                program.can_extend(extension.state) && position < extension.start + program.max_len();
-            if still_growing || self.settle_extension(engine, rules, slot, Settle::Stream, out) {
-                index += 1;
-            } else {
-                self.pending_regex.swap_remove(index);
-            }
-        }
-    }
-
-    /// Settles the slot's extension, then examines the ends deferred while it grew. Returns
-    /// whether one of them left a new extension pending (only with [`Settle::Stream`]).
-    fn settle_extension(
-        &mut self,
-        engine: &ScopeEngine,
-        rules: &[Rule],
-        slot: usize,
-        mode: Settle,
-        out: &mut ScanOutput,
-    ) -> bool {
-        let program = &engine.regexes[slot].program;
-        if let Some(mut extension) = self.regex_tracks[slot].pending.take() {
-            if mode == Settle::End && program.is_match(program.next_eoi(extension.state)) {
-                extension.last_end = Some(self.fed);
-            }
-            if let Some(end) = extension.last_end {
-                self.conclude_regex(engine, rules, slot, extension.start, end, out);
-            }
-        }
-        let mut examined = 0;
-        let mut pending = false;
-        while examined < self.regex_tracks[slot].deferred.len() {
-            let end = self.regex_tracks[slot].deferred[examined];
-            examined += 1;
-            if end > self.regex_tracks[slot].prev_end && self.begin(engine, rules, slot, end, mode, out) {
-                pending = true;
-                break;
-            }
-        }
-        self.regex_tracks[slot].deferred.drain(..examined);
-        pending
-    }
-
-    /// Every rule in `scratch_slots` (the forward scan's match state) has a match ending at
-    /// `end`: start its extension, or defer the end if the rule already has one growing.
-    fn forward_matches(&mut self, engine: &ScopeEngine, rules: &[Rule], end: u64, mode: Settle, out: &mut ScanOutput) {
-        for index in 0..self.scratch_slots.len() {
-            let slot = self.scratch_slots[index];
-            if self.regex_tracks[slot].pending.is_some() {
-                self.regex_tracks[slot].deferred.push(end);
-            } else if self.begin(engine, rules, slot, end, mode, out) {
-                self.pending_regex.push(slot);
-            }
-        }
-    }
-
-    /// A match of the slot's rule ends at `end`: find its leftmost start (after the previous
-    /// match, within `max_len`), then replay the anchored DFA from there over the bytes already
-    /// fed. Returns true if the match may still grow (left pending, [`Settle::Stream`] only);
-    /// otherwise it fired.
-    fn begin(
-        &mut self,
-        engine: &ScopeEngine,
-        rules: &[Rule],
-        slot: usize,
-        end: u64,
-        mode: Settle,
-        out: &mut ScanOutput,
-    ) -> bool {
-        let program: &RegexProgram = &engine.regexes[slot].program;
-        let max_len = program.max_len();
-        let low = self.regex_tracks[slot].prev_end.max(end.saturating_sub(max_len));
-        if low >= end {
-            return false;
-        }
-        let haystack = self.haystack();
-        let Some(start_index) =
-            program.leftmost_start(haystack, self.window.index(low), self.window.index(end))
-        else {
-            return false;
-        };
-        let start = self.window.offset() + start_index as u64;
-        let Some(mut state) = program.start(self.byte_before(start)) else { return false };
-        let mut last_end = None;
-        let mut settled = false;
-        for (position, &byte) in (start..).zip(self.window.slice(start, self.fed)) {
-            state = program.next(state, byte);
-            if program.is_match(state) {
-                last_end = Some(position);
-            }
-            if !program.can_extend(state) || position >= start + max_len {
-                settled = true;
-                break;
-            }
-        }
-        if !settled {
-            match mode {
-                Settle::Stream => {
-                    self.regex_tracks[slot].pending = Some(Extension { start, state, last_end });
-                    return true;
-                }
-                Settle::End if program.is_match(program.next_eoi(state)) => last_end = Some(self.fed),
-                Settle::End | Settle::Cut => {}
-            }
-        }
-        if let Some(end) = last_end {
-            self.conclude_regex(engine, rules, slot, start, end, out);
-        }
-        false
-    }
-
-    fn conclude_regex(
-        &mut self,
-        engine: &ScopeEngine,
-        rules: &[Rule],
-        slot: usize,
-        start: u64,
-        end: u64,
-        out: &mut ScanOutput,
-    ) {
-        self.regex_tracks[slot].prev_end = end;
-        let regex = &engine.regexes[slot];
-        self.fire(rules, regex.id, start, end, Some(&regex.program), out);
-    }
-
-    // ----- keyword rules -----
-
-    /// Decides the whole-word candidates whose next character is now known.
-    fn resolve_keywords(&mut self, engine: &ScopeEngine, rules: &[Rule], mode: Settle, out: &mut ScanOutput) {
-        let Some(set) = &engine.literals else { return };
-        let at_end = mode != Settle::Stream;
-        let mut index = 0;
-        while index < self.pending_literal.len() {
-            let slot = self.pending_literal[index];
-            let Some((start, end)) = self.literal_tracks[slot].pending else {
-                self.pending_literal.swap_remove(index);
-                continue;
-            };
-            match word_char_at(self.haystack(), self.window.index(end), at_end) {
-                None => {
-                    index += 1;
-                    continue;
-                }
-                Some(true) => {}
-                Some(false) => {
-                    self.literal_tracks[slot].prev_end = end;
-                    self.fire(rules, set.rules()[slot].id, start, end, None, out);
-                }
-            }
-            self.literal_tracks[slot].pending = None;
-            self.pending_literal.swap_remove(index);
-        }
-    }
-
-    /// Keywords ending at `end`: per rule, the leftmost candidate that does not overlap the
-    /// rule's previous match (and, for whole words, follows a non-word character) fires, or
-    /// waits for the next character if the rule wants whole words.
-    fn keyword_matches(&mut self, engine: &ScopeEngine, rules: &[Rule], end: u64, out: &mut ScanOutput) {
-        let Some(set) = &engine.literals else { return };
-        let end_index = self.window.index(end);
-        self.scratch_keywords.clear();
-        set.candidates(self.literal_state, &self.window.bytes()[..end_index], &mut self.scratch_keywords);
-        // Per slot, longest (= leftmost) first.
-        self.scratch_keywords.sort_unstable_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)));
-        let mut decided_slot = None;
-        for index in 0..self.scratch_keywords.len() {
-            let (slot, len) = self.scratch_keywords[index];
-            if decided_slot == Some(slot) {
-                continue;
-            }
-            let start = end - len as u64;
-            let track = &self.literal_tracks[slot];
-            let rule = &set.rules()[slot];
-            // A pending candidate is always decided before the next one of its rule can end
-            // (its next character lies within the newer match or before it).
-            if track.pending.is_some() || start < track.prev_end {
-                continue;
-            }
-            if rule.whole_word && word_char_before(self.window.bytes(), self.window.index(start)) {
-                continue;
-            }
-            decided_slot = Some(slot);
-            if rule.whole_word {
-                self.literal_tracks[slot].pending = Some((start, end));
-                self.pending_literal.push(slot);
-            } else {
-                self.literal_tracks[slot].prev_end = end;
-                self.fire(rules, rule.id, start, end, None, out);
-            }
-        }
-    }
-
-    // ----- firing, releasing, stopping -----
-
     /// Reports a match of rule `id` at `start..end`, fired by the last byte fed.
     fn fire(
         &mut self,
@@ -556,8 +407,15 @@ impl ScanState {
         let haystack = self.haystack();
         let (from, to) = (self.window.index(start), self.window.index(end));
         let matched = String::from_utf8_lossy(&haystack[from..to]).into_owned();
-        let captures = program.map(|program| program.captures(haystack, from, to)).unwrap_or_default();
-        let args = rule.args_template().map(|template| template.fill(&Found { matched: &matched, captures: &captures }));
+        let captures = program
+            .map(|program| program.captures(haystack, from, to))
+            .unwrap_or_default();
+        let args = rule.args_template().map(|template| {
+            template.fill(&Found {
+                matched: &matched,
+                captures: &captures,
+            })
+        });
         out.detections.push(Detection {
             rule: id,
             matched,
@@ -570,7 +428,9 @@ impl ScanState {
         });
         match rule.action {
             Action::Redact { .. } => self.guard.redact(start, end, id),
-            Action::Stop => self.stop_at = Some(self.stop_at.map_or(start, |earlier| earlier.min(start))),
+            Action::Stop => {
+                self.stop_at = Some(self.stop_at.map_or(start, |earlier| earlier.min(start)))
+            }
             Action::Tool { .. } | Action::Emit => {}
         }
     }
@@ -582,13 +442,17 @@ impl ScanState {
             frontier = frontier.min(run);
         }
         for &slot in &self.pending_regex {
-            if let (true, Some(extension)) = (engine.regexes[slot].guard, &self.regex_tracks[slot].pending) {
+            if let (true, Some(extension)) =
+                (engine.regexes[slot].guard, &self.regex_tracks[slot].pending)
+            {
                 frontier = frontier.min(extension.start);
             }
         }
         if let Some(set) = &engine.literals {
             for &slot in &self.pending_literal {
-                if let (true, Some((start, _))) = (set.rules()[slot].guard, self.literal_tracks[slot].pending) {
+                if let (true, Some((start, _))) =
+                    (set.rules()[slot].guard, self.literal_tracks[slot].pending)
+                {
                     frontier = frontier.min(start);
                 }
             }
@@ -597,7 +461,12 @@ impl ScanState {
     }
 
     fn release(&mut self, rules: &[Rule], frontier: u64, out: &mut ScanOutput) {
-        self.guard.release(frontier, &self.window, |id| replacement(rules, id), &mut out.released);
+        self.guard.release(
+            frontier,
+            &self.window,
+            |id| replacement(rules, id),
+            &mut out.released,
+        );
     }
 
     /// A stop rule fired: release the text before its match and close the stream.
@@ -606,6 +475,33 @@ impl ScanState {
         self.guard.close();
         self.phase = Phase::Stopped;
         out.stopped = true;
+    }
+}
+
+/// Steps the live guard runs over `piece[index]` and starts one there if the byte can begin a
+/// guarded match. Runs only move the release frontier, so doing this before the slow path
+/// handles the byte makes no difference.
+#[inline(always)]
+fn step_guard(
+    engine: &ScopeEngine,
+    guard: &mut GuardState,
+    window: &Window,
+    piece: &[u8],
+    base: u64,
+    index: usize,
+) {
+    let (Some(automaton), Some(&byte)) = (&engine.guard, piece.get(index)) else {
+        return;
+    };
+    if automaton.may_start(byte) || guard.has_runs() {
+        let position = base + index as u64;
+        let look_behind = match index.checked_sub(1) {
+            Some(before) => piece.get(before).copied(),
+            None => position
+                .checked_sub(1)
+                .and_then(|before| window.bytes().get(window.index(before)).copied()),
+        };
+        guard.step(automaton, position, byte, look_behind);
     }
 }
 
@@ -636,6 +532,9 @@ impl MatchText for Found<'_> {
     }
 
     fn group(&self, name: &str) -> Option<&str> {
-        self.captures.iter().find(|(group, _)| group == name).map(|(_, text)| text.as_str())
+        self.captures
+            .iter()
+            .find(|(group, _)| group == name)
+            .map(|(_, text)| text.as_str())
     }
 }
