@@ -150,7 +150,14 @@ async fn a_tool_result_arrives_before_the_model_finishes() {
             .and_then(Value::as_str)
             == Some(" looks")
     })
-    .expect("the upstream's chunks arrive with their own boundaries");
+    .unwrap_or_else(|| {
+        let contents: Vec<Value> = collected
+            .json_chunks()
+            .iter()
+            .filter_map(|c| c.pointer("/choices/0/delta/content").cloned())
+            .collect();
+        panic!("the upstream's chunks arrive with their own boundaries: {contents:?}")
+    });
     assert_eq!(
         intent_at,
         looks_at + 1,

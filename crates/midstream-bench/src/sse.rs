@@ -1,0 +1,308 @@
+//! Recognising SSE frames in a streamed body, cheaply.
+//!
+//! The load generator shares the CPU with what it measures, so it does not parse JSON per
+//! chunk: it finds line ends with `memchr` and classifies each `data:` payload by looking
+//! for a few fixed markers (`"content":"`, `"midstream":`, `"type":"`, `"cached":true`,
+//! `[DONE]`, a leading `{"error"`). That is exact for the compact JSON that OpenAI, the mock
+//! and the gateway write: inside a JSON string every `"` is escaped, so a marker with its
+//! quotes cannot appear inside a string value.
+
+use std::sync::LazyLock;
+
+use memchr::memmem::Finder;
+use thiserror::Error;
+
+/// Longest line the scanner buffers; a longer one is a protocol error (no chunk is that big).
+pub const MAX_LINE_BYTES: usize = 1 << 20;
+
+static MIDSTREAM: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"\"midstream\":"));
+static CONTENT: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"\"content\":"));
+static TYPE: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"\"type\":"));
+static CACHED: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"\"cached\":"));
+
+/// What one SSE event (or comment line) was.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FrameKind {
+    /// A `:` comment line (keep-alive).
+    Comment,
+    /// An ordinary chunk; `content` when its delta carries non-empty text.
+    Chunk {
+        /// The chunk carries at least one character of content.
+        content: bool,
+    },
+    /// A chunk-shaped MidStream event (top-level `"midstream"` object).
+    Event(EventKind),
+    /// `data: [DONE]`.
+    Done,
+    /// An in-band error, `data: {"error": ...}`.
+    Error,
+}
+
+/// The `type` of a MidStream event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventKind {
+    /// `intent`.
+    Intent,
+    /// `tool.started`.
+    ToolStarted,
+    /// `tool.result`; `cached` when the result came from the tool cache.
+    ToolResult {
+        /// `"cached": true`.
+        cached: bool,
+    },
+    /// `tool.error`.
+    ToolError,
+    /// Any other type.
+    Other,
+}
+
+/// The body broke the SSE framing.
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum SseError {
+    /// A line longer than [`MAX_LINE_BYTES`].
+    #[error("an SSE line is longer than {MAX_LINE_BYTES} bytes")]
+    LineTooLong,
+}
+
+/// Incremental SSE scanner: feed it body bytes as they arrive, in any pieces.
+///
+/// Holds at most one partial line ([`MAX_LINE_BYTES`]).
+#[derive(Debug, Default)]
+pub struct SseScanner {
+    partial: Vec<u8>,
+    /// The kind of the event being read, from its first `data:` line.
+    pending: Option<FrameKind>,
+}
+
+impl SseScanner {
+    /// Scans `bytes`, calling `on_frame` for every comment line and every complete event.
+    ///
+    /// # Errors
+    ///
+    /// [`SseError::LineTooLong`] if a line grows past [`MAX_LINE_BYTES`].
+    pub fn feed(
+        &mut self,
+        mut bytes: &[u8],
+        mut on_frame: impl FnMut(FrameKind),
+    ) -> Result<(), SseError> {
+        while let Some(end) = memchr::memchr(b'\n', bytes) {
+            let (line, rest) = bytes.split_at(end);
+            bytes = &rest[1..];
+            if self.partial.is_empty() {
+                self.line(line, &mut on_frame);
+            } else {
+                let mut joined = std::mem::take(&mut self.partial);
+                joined.extend_from_slice(line);
+                self.line(&joined, &mut on_frame);
+                joined.clear();
+                self.partial = joined;
+            }
+        }
+        if self.partial.len() + bytes.len() > MAX_LINE_BYTES {
+            return Err(SseError::LineTooLong);
+        }
+        self.partial.extend_from_slice(bytes);
+        Ok(())
+    }
+
+    fn line(&mut self, line: &[u8], on_frame: &mut impl FnMut(FrameKind)) {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if line.is_empty() {
+            if let Some(kind) = self.pending.take() {
+                on_frame(kind);
+            }
+        } else if line[0] == b':' {
+            on_frame(FrameKind::Comment);
+        } else if let Some(payload) = line.strip_prefix(b"data:")
+            && self.pending.is_none()
+        {
+            self.pending = Some(classify(payload));
+        }
+    }
+}
+
+/// The kind of a `data:` payload (the text after `data:`).
+pub fn classify(payload: &[u8]) -> FrameKind {
+    let payload = payload.trim_ascii();
+    if payload == b"[DONE]" {
+        return FrameKind::Done;
+    }
+    if payload
+        .strip_prefix(b"{")
+        .is_some_and(|rest| rest.trim_ascii_start().starts_with(b"\"error\""))
+    {
+        return FrameKind::Error;
+    }
+    if let Some(at) = MIDSTREAM.find(payload) {
+        return FrameKind::Event(event_kind(&payload[at..]));
+    }
+    FrameKind::Chunk {
+        content: has_content(payload),
+    }
+}
+
+/// `"content":` followed by a string with at least one character.
+fn has_content(payload: &[u8]) -> bool {
+    CONTENT.find_iter(payload).any(|at| {
+        let value = payload[at + CONTENT.needle().len()..].trim_ascii_start();
+        value.len() >= 2 && value[0] == b'"' && value[1] != b'"'
+    })
+}
+
+/// The event type and cache flag of a `"midstream": {...}` object (from its marker on).
+fn event_kind(object: &[u8]) -> EventKind {
+    let Some(at) = TYPE.find(object) else {
+        return EventKind::Other;
+    };
+    let value = object[at + TYPE.needle().len()..].trim_ascii_start();
+    let Some(value) = value.strip_prefix(b"\"") else {
+        return EventKind::Other;
+    };
+    let name = memchr::memchr(b'"', value).map_or(value, |end| &value[..end]);
+    match name {
+        b"intent" => EventKind::Intent,
+        b"tool.started" => EventKind::ToolStarted,
+        b"tool.result" => EventKind::ToolResult {
+            cached: is_cached(object),
+        },
+        b"tool.error" => EventKind::ToolError,
+        _ => EventKind::Other,
+    }
+}
+
+fn is_cached(object: &[u8]) -> bool {
+    CACHED.find(object).is_some_and(|at| {
+        object[at + CACHED.needle().len()..]
+            .trim_ascii_start()
+            .starts_with(b"true")
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ROLE: &str = r#"data: {"id":"c1","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"role":"assistant","content":""},"finish_reason":null}]}"#;
+    const TOKEN: &str = r#"data: {"id":"c1","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"content":" Paris"},"finish_reason":null}]}"#;
+    const FINISH: &str = r#"data: {"id":"c1","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}"#;
+    const INTENT: &str = r#"data: {"id":"c1","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{},"finish_reason":null}],"midstream":{"type":"intent","name":"weather","args":{"city":"Paris"}}}"#;
+    const CACHED_RESULT: &str = r#"data: {"id":"c1","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{},"finish_reason":null}],"midstream":{"type":"tool.result","tool":"weather","cached":true,"result":{"content":"sunny","type":"x"}}}"#;
+
+    fn stream() -> String {
+        [
+            ROLE,
+            ": ping",
+            TOKEN,
+            INTENT,
+            CACHED_RESULT,
+            FINISH,
+            "data: [DONE]",
+        ]
+        .map(|frame| format!("{frame}\n\n"))
+        .concat()
+    }
+
+    fn expected() -> Vec<FrameKind> {
+        vec![
+            FrameKind::Chunk { content: false },
+            FrameKind::Comment,
+            FrameKind::Chunk { content: true },
+            FrameKind::Event(EventKind::Intent),
+            FrameKind::Event(EventKind::ToolResult { cached: true }),
+            FrameKind::Chunk { content: false },
+            FrameKind::Done,
+        ]
+    }
+
+    fn scan(pieces: &[&[u8]]) -> Vec<FrameKind> {
+        let mut scanner = SseScanner::default();
+        let mut frames = Vec::new();
+        for piece in pieces {
+            scanner
+                .feed(piece, |kind| frames.push(kind))
+                .expect("short lines");
+        }
+        frames
+    }
+
+    #[test]
+    fn a_whole_stream_is_classified_frame_by_frame() {
+        assert_eq!(scan(&[stream().as_bytes()]), expected());
+    }
+
+    #[test]
+    fn every_two_way_split_gives_the_same_frames() {
+        let bytes = stream().into_bytes();
+        for cut in 0..=bytes.len() {
+            let (head, tail) = bytes.split_at(cut);
+            assert_eq!(scan(&[head, tail]), expected(), "split at {cut}");
+        }
+    }
+
+    #[test]
+    fn one_byte_at_a_time_and_crlf_endings() {
+        let bytes = stream().replace('\n', "\r\n").into_bytes();
+        let pieces: Vec<&[u8]> = bytes.chunks(1).collect();
+        assert_eq!(scan(&pieces), expected());
+    }
+
+    #[test]
+    fn payloads_are_classified_by_their_markers() {
+        assert_eq!(classify(b" [DONE]"), FrameKind::Done);
+        assert_eq!(
+            classify(br#" {"error": {"message": "upstream failed"}}"#),
+            FrameKind::Error
+        );
+        assert_eq!(
+            classify(br#"{"choices":[{"delta":{"content": "x"}}]}"#),
+            FrameKind::Chunk { content: true }
+        );
+        assert_eq!(
+            classify(br#"{"choices":[{"delta":{"content":null}}]}"#),
+            FrameKind::Chunk { content: false }
+        );
+        assert_eq!(
+            classify(br#"{"choices":[{"delta":{"content":"say \"content\":\"\" ok"}}]}"#),
+            FrameKind::Chunk { content: true },
+            "escaped quotes inside a string are not markers"
+        );
+        assert_eq!(
+            classify(br#"{"choices":[],"midstream":{"type":"tool.result","cached":false}}"#),
+            FrameKind::Event(EventKind::ToolResult { cached: false })
+        );
+        assert_eq!(
+            classify(br#"{"midstream":{"type": "tool.started"}}"#),
+            FrameKind::Event(EventKind::ToolStarted)
+        );
+        assert_eq!(
+            classify(br#"{"midstream":{"type":"tool.error"}}"#),
+            FrameKind::Event(EventKind::ToolError)
+        );
+        assert_eq!(
+            classify(br#"{"midstream":{"type":"usage"}}"#),
+            FrameKind::Event(EventKind::Other)
+        );
+        assert_eq!(
+            classify(br#"{"midstream":{}}"#),
+            FrameKind::Event(EventKind::Other)
+        );
+    }
+
+    #[test]
+    fn an_event_is_reported_once_at_its_blank_line_and_other_fields_are_ignored() {
+        let frames = scan(&[
+            b"event: x\nid: 1\ndata: [DONE]\ndata: {\"error\":1}\n",
+            b"\n",
+        ]);
+        assert_eq!(frames, [FrameKind::Done]);
+        assert_eq!(scan(&[b"data: [DONE]\n"]), [], "no blank line yet");
+    }
+
+    #[test]
+    fn an_endless_line_is_an_error() {
+        let mut scanner = SseScanner::default();
+        let long = vec![b'x'; MAX_LINE_BYTES];
+        assert_eq!(scanner.feed(&long, |_| {}), Ok(()));
+        assert_eq!(scanner.feed(b"x", |_| {}), Err(SseError::LineTooLong));
+    }
+}
