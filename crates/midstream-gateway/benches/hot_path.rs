@@ -16,7 +16,10 @@ use midstream_gateway::sse::frames::{FrameKind, FrameSplitter, frame_data};
 
 /// The recorded stream, cut into the reads a socket would deliver: one frame each.
 fn reads() -> Vec<Bytes> {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../midstream-testkit/fixtures/openai-streams/text-long.sse");
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../midstream-testkit/fixtures/openai-streams/text-long.sse"
+    );
     let text = std::fs::read(path).expect("fixture");
     let mut reads = Vec::new();
     FrameSplitter::new(1 << 20)
@@ -32,10 +35,16 @@ fn chunk_path(reads: &[Bytes], scanner: Option<&mut Scanner>, out: &mut ScanOutp
     let mut scanner = scanner;
     let mut content_bytes = 0;
     for read in reads {
-        splitter.push(read.clone(), |f| frames.push(f)).expect("frames");
+        splitter
+            .push(read.clone(), |f| frames.push(f))
+            .expect("frames");
         for frame in frames.drain(..) {
-            let FrameKind::Data(payload) = frame_data(&frame) else { continue };
-            let Some(chunk) = ChunkView::parse(payload) else { continue };
+            let FrameKind::Data(payload) = frame_data(&frame) else {
+                continue;
+            };
+            let Some(chunk) = ChunkView::parse(payload) else {
+                continue;
+            };
             black_box(chunk.finish_reason());
             black_box(chunk.usage);
             if let Some(text) = chunk.message().and_then(|m| m.content_text()) {
@@ -52,12 +61,18 @@ fn chunk_path(reads: &[Bytes], scanner: Option<&mut Scanner>, out: &mut ScanOutp
 
 fn bench(c: &mut Criterion) {
     let reads = reads();
-    let rules = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../config/intents.toml")).expect("rules");
+    let rules = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../config/intents.toml"
+    ))
+    .expect("rules");
     let detector = Arc::new(Detector::from_toml(&rules).expect("default rules compile"));
     let mut group = c.benchmark_group("chunk_path");
     group.throughput(Throughput::Elements(reads.len() as u64));
     let mut out = ScanOutput::default();
-    group.bench_function("parse_only", |b| b.iter(|| chunk_path(&reads, None, &mut out)));
+    group.bench_function("parse_only", |b| {
+        b.iter(|| chunk_path(&reads, None, &mut out))
+    });
     group.bench_function("parse_and_scan_default_rules", |b| {
         b.iter(|| {
             let mut scanner = Scanner::new(detector.clone(), Scope::Output);

@@ -10,8 +10,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use midstream_store::{Recorder, Store, StoreError, StoreOptions};
 use axum::serve::ListenerExt;
+use midstream_store::{Recorder, Store, StoreError, StoreOptions};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;

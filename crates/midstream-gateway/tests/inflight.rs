@@ -727,12 +727,23 @@ async fn a_tool_api_sending_garbage_never_breaks_the_stream() {
     let weather = MockWeather::start().await;
     weather.set_mode(WeatherMode::Garbage);
     let mock = MockUpstream::start().await;
-    let app = with_rules(&weather, 3000).upstream(mock.base_url()).start().await;
+    let app = with_rules(&weather, 3000)
+        .upstream(mock.base_url())
+        .start()
+        .await;
     mock.push(Scenario::text(["The weather in Oslo", " is", " cold."]));
     let collected = collect_sse(app.chat(&request("x")).await).await;
     assert!(collected.ends_with_done());
     assert_eq!(collected.content(), "The weather in Oslo is cold.");
-    let error = collected.midstream_events().into_iter().find(|e| e["type"] == "tool.error").expect("a tool error");
+    let error = collected
+        .midstream_events()
+        .into_iter()
+        .find(|e| e["type"] == "tool.error")
+        .expect("a tool error");
     assert_eq!(error["tool"], "weather");
-    assert!(error["error"]["message"].as_str().is_some_and(|m| !m.is_empty()));
+    assert!(
+        error["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty())
+    );
 }

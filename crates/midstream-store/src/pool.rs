@@ -75,7 +75,9 @@ pub(crate) async fn connect(url: &str, max_connections: u32) -> Result<Pool, Sto
                 .journal_mode(SqliteJournalMode::Wal)
                 .synchronous(SqliteSynchronous::Normal)
                 .foreign_keys(true)
-                .busy_timeout(Duration::from_secs(5));
+                .busy_timeout(Duration::from_secs(5))
+                // Checkpoints run in the background (`Store::checkpoint`), never inside a commit.
+                .pragma("wal_autocheckpoint", "0");
             create_parent_dir(options.get_filename())?;
             let pool = SqlitePoolOptions::new()
                 .max_connections(max_connections)

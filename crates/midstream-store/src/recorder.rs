@@ -4,8 +4,9 @@
 //! [`Recorder`] with a non-blocking `try_send`; one writer task batches them into a
 //! transaction. What it promises (DESIGN.md section 6):
 //!
-//! - a stream's row is written **at once** (not on the next tick), and [`OpenReceipt`] tells the
-//!   gateway when it is committed, so the row can exist before the first token is sent;
+//! - a stream's row is written **at once** and on its own (one small statement, not the next
+//!   batch), and [`OpenReceipt`] tells the gateway when it is committed, so the row can exist
+//!   before the first token is sent at little cost to the first token;
 //! - events and outcomes are written at least every `flush_interval` (250 ms by default);
 //! - when the database is slow or down, records wait in a bounded buffer and the batch is
 //!   retried with backoff; a batch the database rejects while it is otherwise healthy is
@@ -21,6 +22,7 @@ use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::{Instant, MissedTickBehavior};
+use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::streams::Batch;
@@ -68,6 +70,8 @@ const MAX_BATCH: usize = 2_000;
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 /// Attempts to write what is left once every [`Recorder`] is gone (shutdown).
 const FINAL_ATTEMPTS: u32 = 3;
+/// How often SQLite's write-ahead log is folded into the database (off the writer's path).
+const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(1);
 
 enum Command {
     Open(Box<NewStream>, oneshot::Sender<()>),
@@ -101,7 +105,15 @@ impl Recorder {
     /// handle is dropped and what remains is written (or given up after a few attempts).
     pub fn spawn(store: Store, config: RecorderConfig, tracker: &TaskTracker) -> Recorder {
         let (tx, rx) = mpsc::channel(config.queue_capacity.max(1));
-        tracker.spawn(Writer::new(store, config).run(rx));
+        let writer_done = CancellationToken::new();
+        if store.backend() == crate::Backend::Sqlite {
+            tracker.spawn(checkpoints(store.clone(), writer_done.clone()));
+        }
+        let writer = Writer::new(store, config);
+        tracker.spawn(async move {
+            let _stop_checkpoints = writer_done.drop_guard();
+            writer.run(rx).await;
+        });
         Recorder { tx }
     }
 
@@ -153,15 +165,23 @@ impl Recorder {
 /// Records waiting to be written, with the acknowledgements owed once they are.
 #[derive(Default)]
 struct Pending {
+    /// New streams whose row is not written yet: written first, alone, at once.
+    rows: Vec<NewStream>,
+    row_acks: Vec<oneshot::Sender<()>>,
+    /// Everything else, written in a transaction every flush interval (streams whose row is
+    /// already written sit here for their messages; their row insert is then a no-op).
     batch: Batch,
-    open_acks: Vec<oneshot::Sender<()>>,
     flush_acks: Vec<oneshot::Sender<()>>,
     oldest: Option<Instant>,
 }
 
 impl Pending {
+    fn len(&self) -> usize {
+        self.rows.len() + self.batch.len()
+    }
+
     fn push(&mut self, command: Command, buffer_limit: usize) {
-        let len = self.batch.len();
+        let len = self.len();
         let keep = match &command {
             Command::Event(_) | Command::Intent(_) | Command::ToolCall(_) => len < buffer_limit,
             Command::Open(..) | Command::Close(_) => len < buffer_limit.saturating_mul(2),
@@ -171,11 +191,11 @@ impl Pending {
             metrics::counter!(metric::DROPPED, "reason" => "buffer_full").increment(1);
             return;
         }
-        self.oldest.get_or_insert_with(Instant::now);
         match command {
             Command::Open(stream, ack) => {
-                self.batch.opens.push(*stream);
-                self.open_acks.push(ack);
+                self.rows.push(*stream);
+                self.row_acks.push(ack);
+                return;
             }
             Command::Event(event) => self.batch.events.push(event),
             Command::Intent(intent) => self.batch.intents.push(*intent),
@@ -183,20 +203,23 @@ impl Pending {
             Command::Close(close) => self.batch.closes.push(*close),
             Command::Flush(ack) => self.flush_acks.push(ack),
         }
+        self.oldest.get_or_insert_with(Instant::now);
     }
 
-    /// Opens are written at once (a first token may be waiting for its row), so are flushes.
-    fn is_urgent(&self) -> bool {
-        !self.batch.opens.is_empty() || !self.flush_acks.is_empty()
+    /// The rows are written: acknowledge them; their messages join the batch.
+    fn rows_written(&mut self) {
+        for ack in self.row_acks.drain(..) {
+            let _receiver_may_be_gone = ack.send(());
+        }
+        if !self.rows.is_empty() {
+            self.oldest.get_or_insert_with(Instant::now);
+        }
+        self.batch.opens.append(&mut self.rows);
     }
 
-    fn is_empty(&self) -> bool {
-        self.batch.is_empty() && self.flush_acks.is_empty()
-    }
-
-    /// Everything was written: acknowledge and start over.
-    fn written(&mut self) {
-        for ack in self.open_acks.drain(..).chain(self.flush_acks.drain(..)) {
+    /// The batch is written: acknowledge flushes and start over.
+    fn batch_written(&mut self) {
+        for ack in self.flush_acks.drain(..) {
             let _receiver_may_be_gone = ack.send(());
         }
         self.batch = Batch::default();
@@ -239,120 +262,158 @@ impl Writer {
             while let Ok(command) = rx.try_recv() {
                 self.pending.push(command, self.config.buffer_limit);
             }
-            metrics::gauge!(metric::QUEUE_DEPTH).set((self.pending.batch.len() + rx.len()) as f64);
-            if self.is_due() {
-                self.write_pending().await;
+            metrics::gauge!(metric::QUEUE_DEPTH).set((self.pending.len() + rx.len()) as f64);
+            if self.retry_at.is_some_and(|at| Instant::now() < at) {
+                continue;
+            }
+            if !self.pending.rows.is_empty() && !self.write_rows().await {
+                continue;
+            }
+            if self.batch_is_due() {
+                self.write_batch().await;
             }
         }
         for _ in 0..FINAL_ATTEMPTS {
-            if self.pending.is_empty() || self.write_pending().await {
+            let done = (self.pending.rows.is_empty() || self.write_rows().await)
+                && (self.pending.batch.is_empty() && self.pending.flush_acks.is_empty()
+                    || self.write_batch().await);
+            if done {
                 break;
             }
             tokio::time::sleep(self.backoff).await;
         }
-        if !self.pending.batch.is_empty() {
+        if self.pending.len() > 0 {
             metrics::counter!(metric::DROPPED, "reason" => "shutdown")
-                .increment(self.pending.batch.len() as u64);
+                .increment(self.pending.len() as u64);
             tracing::error!(
-                records = self.pending.batch.len(),
+                records = self.pending.len(),
                 "recorder stopped with records it could not write"
             );
         }
     }
 
-    fn is_due(&self) -> bool {
-        if self.pending.is_empty() || self.retry_at.is_some_and(|at| Instant::now() < at) {
-            return false;
-        }
-        self.pending.is_urgent()
-            || self.pending.batch.len() >= MAX_BATCH
-            || self
-                .pending
+    fn batch_is_due(&self) -> bool {
+        let pending = &self.pending;
+        !pending.flush_acks.is_empty()
+            || pending.batch.len() >= MAX_BATCH
+            || pending
                 .oldest
                 .is_some_and(|t| t.elapsed() >= self.config.flush_interval)
     }
 
-    /// Writes everything pending; true on success. On failure the records stay pending and a
-    /// retry is scheduled.
-    async fn write_pending(&mut self) -> bool {
+    /// The fast path: new rows in one statement. True when written.
+    async fn write_rows(&mut self) -> bool {
+        let started = Instant::now();
+        match self.store.write_stream_rows(&self.pending.rows).await {
+            Ok(()) => {
+                metrics::histogram!(metric::BATCH_SECONDS).record(started.elapsed().as_secs_f64());
+                self.pending.rows_written();
+                self.recovered();
+                true
+            }
+            // Rejected by a healthy database: the receipts say "not written" (their streams go on
+            // without waiting) and the batch path isolates the bad row.
+            Err(error) if self.store.ping().await.is_ok() => {
+                tracing::warn!(%error, "stream rows rejected by a healthy database; retrying them one by one");
+                self.pending.row_acks.clear();
+                self.pending.rows_written();
+                true
+            }
+            Err(error) => {
+                self.failed(&error);
+                false
+            }
+        }
+    }
+
+    /// Writes the batch; true on success. On failure the records stay pending and a retry is
+    /// scheduled.
+    async fn write_batch(&mut self) -> bool {
         let started = Instant::now();
         let result = self.store.write_batch(&self.pending.batch).await;
         metrics::histogram!(metric::BATCH_SECONDS).record(started.elapsed().as_secs_f64());
         match result {
             Ok(()) => {
-                self.pending.written();
-                self.retry_at = None;
-                self.backoff = self.config.flush_interval;
+                self.pending.batch_written();
+                self.recovered();
                 true
             }
             Err(error) if self.store.ping().await.is_ok() => {
                 tracing::warn!(%error, "batch rejected by a healthy database; writing record by record");
                 self.write_one_by_one().await;
-                self.pending.written();
+                self.pending.batch_written();
                 true
             }
             Err(error) => {
-                metrics::counter!(metric::WRITE_ERRORS).increment(1);
-                tracing::warn!(%error, retry_in_ms = self.backoff.as_millis() as u64, "recorder write failed; will retry");
-                self.retry_at = Some(Instant::now() + self.backoff);
-                self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
+                self.failed(&error);
                 false
             }
         }
     }
 
-    /// Isolates the record a healthy database refuses, so the others are still written. A
-    /// refused stream row drops its receipt, which then resolves to `false`.
+    fn recovered(&mut self) {
+        self.retry_at = None;
+        self.backoff = self.config.flush_interval;
+    }
+
+    fn failed(&mut self, error: &crate::StoreError) {
+        metrics::counter!(metric::WRITE_ERRORS).increment(1);
+        tracing::warn!(%error, retry_in_ms = self.backoff.as_millis() as u64, "recorder write failed; will retry");
+        self.retry_at = Some(Instant::now() + self.backoff);
+        self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
+    }
+
+    /// Isolates the record a healthy database refuses, so the others are still written.
     async fn write_one_by_one(&mut self) {
         let batch = std::mem::take(&mut self.pending.batch);
-        let acks = std::mem::take(&mut self.pending.open_acks);
-        for (stream, ack) in batch.opens.into_iter().zip(acks) {
-            let single = Batch {
-                opens: vec![stream],
+        let singles = batch
+            .opens
+            .into_iter()
+            .map(|s| Batch {
+                opens: vec![s],
                 ..Batch::default()
-            };
-            if self.write_single(&single).await {
-                let _receiver_may_be_gone = ack.send(());
-            }
-        }
-        for event in batch.events {
-            let single = Batch {
-                events: vec![event],
+            })
+            .chain(batch.events.into_iter().map(|e| Batch {
+                events: vec![e],
                 ..Batch::default()
-            };
-            self.write_single(&single).await;
-        }
-        for intent in batch.intents {
-            let single = Batch {
-                intents: vec![intent],
+            }))
+            .chain(batch.intents.into_iter().map(|i| Batch {
+                intents: vec![i],
                 ..Batch::default()
-            };
-            self.write_single(&single).await;
-        }
-        for call in batch.tool_calls {
-            let single = Batch {
-                tool_calls: vec![call],
+            }))
+            .chain(batch.tool_calls.into_iter().map(|c| Batch {
+                tool_calls: vec![c],
                 ..Batch::default()
-            };
-            self.write_single(&single).await;
-        }
-        for close in batch.closes {
-            let single = Batch {
-                closes: vec![close],
+            }))
+            .chain(batch.closes.into_iter().map(|c| Batch {
+                closes: vec![c],
                 ..Batch::default()
-            };
-            self.write_single(&single).await;
-        }
-    }
-
-    async fn write_single(&self, single: &Batch) -> bool {
-        match self.store.write_batch(single).await {
-            Ok(()) => true,
-            Err(error) => {
+            }));
+        for single in singles {
+            if let Err(error) = self.store.write_batch(&single).await {
                 metrics::counter!(metric::DROPPED, "reason" => "rejected").increment(1);
                 tracing::error!(%error, "the database rejected a record; it is dropped");
-                false
             }
         }
+    }
+}
+
+/// SQLite only: checkpoints the write-ahead log every `CHECKPOINT_INTERVAL` on a pooled
+/// connection of its own, until the writer ends (`done`).
+async fn checkpoints(store: Store, done: CancellationToken) {
+    let mut every = tokio::time::interval(CHECKPOINT_INTERVAL);
+    every.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = done.cancelled() => break,
+            _ = every.tick() => {
+                if let Err(error) = store.checkpoint().await {
+                    tracing::debug!(%error, "WAL checkpoint skipped");
+                }
+            }
+        }
+    }
+    if let Err(error) = store.checkpoint().await {
+        tracing::debug!(%error, "final WAL checkpoint skipped");
     }
 }

@@ -6,7 +6,7 @@ use std::collections::hash_map::Entry;
 
 use serde::Serialize;
 
-use crate::pool::on_pool;
+use crate::pool::{Pool, on_pool};
 use crate::{IntentRecord, Store, StoreError, ToolCallRecord};
 
 /// Where a stream is in its life. Stored as the lower-case name.
@@ -239,33 +239,64 @@ impl Batch {
 /// 65,535 parameters) at up to 14 columns.
 const ROWS_PER_INSERT: usize = 500;
 
+/// The multi-row `INSERT` of stream rows (idempotent: a row written earlier is left alone).
+/// A macro so the same statement serves a transaction and the pool of either backend.
+macro_rules! stream_rows {
+    ($opens:expr, $instance_id:expr) => {
+        sqlx::QueryBuilder::new(
+            "INSERT INTO streams (id, api_key_id, instance_id, model, upstream, \
+             upstream_model, streamed, status, request, created_at) ",
+        )
+        .push_values($opens, |mut row, s| {
+            row.push_bind(&s.id)
+                .push_bind(&s.api_key_id)
+                .push_bind($instance_id)
+                .push_bind(&s.model)
+                .push_bind(&s.upstream)
+                .push_bind(&s.upstream_model)
+                .push_bind(s.streamed)
+                .push_bind(StreamStatus::Streaming.as_str())
+                .push_bind(&s.request)
+                .push_bind(s.created_at);
+        })
+        .push(" ON CONFLICT (id) DO NOTHING")
+        .build()
+    };
+}
+
 impl Store {
+    /// Writes new streams' rows alone, in one statement (no explicit transaction): the fast
+    /// path a first token may be waiting for. Their messages follow in the next batch.
+    pub(crate) async fn write_stream_rows(&self, opens: &[NewStream]) -> Result<(), StoreError> {
+        let instance_id = self.instance_id();
+        for opens in opens.chunks(ROWS_PER_INSERT) {
+            on_pool!(&self.pool, |pool| {
+                stream_rows!(opens, instance_id).execute(pool).await?;
+            });
+        }
+        Ok(())
+    }
+
+    /// SQLite only: moves the write-ahead log into the database without blocking writers.
+    /// The pool runs with automatic checkpoints off, because an automatic checkpoint (and its
+    /// fsync) runs inside whichever commit crosses the threshold — possibly the commit a first
+    /// token is waiting for. PostgreSQL manages its own WAL.
+    pub(crate) async fn checkpoint(&self) -> Result<(), StoreError> {
+        if let Pool::Sqlite(pool) = &self.pool {
+            sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+                .execute(pool)
+                .await?;
+        }
+        Ok(())
+    }
+
     /// Writes a batch in one transaction.
     pub(crate) async fn write_batch(&self, batch: &Batch) -> Result<(), StoreError> {
         let instance_id = self.instance_id();
         on_pool!(&self.pool, |pool| {
             let mut tx = pool.begin().await?;
             for opens in batch.opens.chunks(ROWS_PER_INSERT) {
-                sqlx::QueryBuilder::new(
-                    "INSERT INTO streams (id, api_key_id, instance_id, model, upstream, \
-                     upstream_model, streamed, status, request, created_at) ",
-                )
-                .push_values(opens, |mut row, s| {
-                    row.push_bind(&s.id)
-                        .push_bind(&s.api_key_id)
-                        .push_bind(instance_id)
-                        .push_bind(&s.model)
-                        .push_bind(&s.upstream)
-                        .push_bind(&s.upstream_model)
-                        .push_bind(s.streamed)
-                        .push_bind(StreamStatus::Streaming.as_str())
-                        .push_bind(&s.request)
-                        .push_bind(s.created_at);
-                })
-                .push(" ON CONFLICT (id) DO NOTHING")
-                .build()
-                .execute(&mut *tx)
-                .await?;
+                stream_rows!(opens, instance_id).execute(&mut *tx).await?;
             }
             let messages: Vec<(&str, i32, &NewMessage)> = batch
                 .opens

@@ -68,16 +68,14 @@ impl Analyzer {
 
     /// The analysis of one stream.
     pub fn stream(&self, stream_id: Arc<str>) -> StreamAnalysis {
-        let scanner = self
-            .detector
-            .has_rules(Scope::Output)
-            .then(|| Scanner::new(self.detector.clone(), Scope::Output));
+        let scans_output = self.detector.has_rules(Scope::Output);
         let model =
             (!self.policy.owned.is_empty()).then(|| ModelCalls::new(self.policy.owned.clone()));
         StreamAnalysis {
             analyzer: self.clone(),
             stream_id,
-            scanner,
+            scans_output,
+            scanner: None,
             scan: ScanOutput::default(),
             tools: None,
             calls: HashMap::new(),
@@ -121,6 +119,9 @@ pub enum Forward {
 pub struct StreamAnalysis {
     analyzer: Analyzer,
     stream_id: Arc<str>,
+    /// Whether output rules exist. The scanner itself (with its lazy-DFA cache, tens of KB) is
+    /// made on the first content byte, so a stream that is still waiting costs nothing here.
+    scans_output: bool,
     scanner: Option<Scanner>,
     /// Reused for every chunk: no allocation per chunk once warm.
     scan: ScanOutput,
@@ -195,7 +196,11 @@ impl StreamAnalysis {
     ) -> Forward {
         let mut forward = Forward::Unchanged;
         if let Some(text) = content {
-            match self.scanner.as_mut() {
+            match output_scanner(
+                &mut self.scanner,
+                self.scans_output,
+                &self.analyzer.detector,
+            ) {
                 None => record.content(text),
                 Some(scanner) => {
                     self.scan.clear();
@@ -262,7 +267,11 @@ impl StreamAnalysis {
         record: &mut StreamRecord,
     ) -> Option<Bytes> {
         let text = content.unwrap_or_default();
-        let Some(scanner) = self.scanner.as_mut() else {
+        let Some(scanner) = output_scanner(
+            &mut self.scanner,
+            self.scans_output,
+            &self.analyzer.detector,
+        ) else {
             record.content(text);
             return None;
         };
@@ -555,6 +564,19 @@ impl StreamAnalysis {
         });
         self.events.push(event);
     }
+}
+
+/// The stream's output scanner, made on first use (a free function so the caller can keep
+/// borrowing its other fields).
+fn output_scanner<'a>(
+    slot: &'a mut Option<Scanner>,
+    scans_output: bool,
+    detector: &Arc<Detector>,
+) -> Option<&'a mut Scanner> {
+    if scans_output && slot.is_none() {
+        *slot = Some(Scanner::new(Arc::clone(detector), Scope::Output));
+    }
+    slot.as_mut()
 }
 
 /// The frame with choice 0's `content` string replaced; every other byte as received.
