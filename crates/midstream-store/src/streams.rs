@@ -122,6 +122,8 @@ pub struct StreamClose {
     pub finished_at: i64,
     /// The assistant's reply as a message, appended after the request's messages.
     pub reply: Option<NewMessage>,
+    /// The reply's position: the number of messages the request had.
+    pub reply_position: i32,
 }
 
 /// A stream's row as read back.
@@ -393,38 +395,56 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
             }
-            for close in &batch.closes {
-                sqlx::query(
-                    "UPDATE streams SET status = $2, response_text = $3, finish_reason = $4, \
-                     error = $5, prompt_tokens = $6, completion_tokens = $7, total_tokens = $8, \
-                     ttft_ms = $9, duration_ms = $10, finished_at = $11 WHERE id = $1",
+            // Closes, set-based: one UPDATE for many streams instead of one per stream (each
+            // statement is a round trip to the database).
+            for closes in batch.closes.chunks(ROWS_PER_INSERT) {
+                sqlx::QueryBuilder::new(
+                    "WITH v (id, status, response_text, finish_reason, error, prompt_tokens, \
+                     completion_tokens, total_tokens, ttft_ms, duration_ms, finished_at) AS (",
                 )
-                .bind(&close.stream_id)
-                .bind(close.status.as_str())
-                .bind(&close.response_text)
-                .bind(&close.finish_reason)
-                .bind(&close.error)
-                .bind(close.usage.prompt_tokens)
-                .bind(close.usage.completion_tokens)
-                .bind(close.usage.total_tokens)
-                .bind(close.ttft_ms)
-                .bind(close.duration_ms)
-                .bind(close.finished_at)
+                .push_values(closes, |mut row, c| {
+                    row.push_bind(&c.stream_id)
+                        .push_bind(c.status.as_str())
+                        .push_bind(&c.response_text)
+                        .push_bind(&c.finish_reason)
+                        .push_bind(&c.error)
+                        .push_bind(c.usage.prompt_tokens)
+                        .push_bind(c.usage.completion_tokens)
+                        .push_bind(c.usage.total_tokens)
+                        .push_bind(c.ttft_ms)
+                        .push_bind(c.duration_ms)
+                        .push_bind(c.finished_at);
+                })
+                .push(
+                    ") UPDATE streams SET status = v.status, response_text = v.response_text, \
+                     finish_reason = v.finish_reason, error = v.error, \
+                     prompt_tokens = v.prompt_tokens, completion_tokens = v.completion_tokens, \
+                     total_tokens = v.total_tokens, ttft_ms = v.ttft_ms, \
+                     duration_ms = v.duration_ms, finished_at = v.finished_at \
+                     FROM v WHERE streams.id = v.id",
+                )
+                .build()
                 .execute(&mut *tx)
                 .await?;
-                if let Some(reply) = &close.reply {
-                    sqlx::query(
-                        "INSERT INTO messages (stream_id, position, role, content, body) \
-                         SELECT $1, COALESCE(MAX(position) + 1, 0), $2, $3, $4 \
-                         FROM messages WHERE stream_id = $1",
-                    )
-                    .bind(&close.stream_id)
-                    .bind(&reply.role)
-                    .bind(&reply.content)
-                    .bind(&reply.body)
-                    .execute(&mut *tx)
-                    .await?;
-                }
+            }
+            let replies: Vec<&StreamClose> =
+                batch.closes.iter().filter(|c| c.reply.is_some()).collect();
+            for replies in replies.chunks(ROWS_PER_INSERT) {
+                sqlx::QueryBuilder::new(
+                    "INSERT INTO messages (stream_id, position, role, content, body) ",
+                )
+                .push_values(replies, |mut row, c| {
+                    let reply = c.reply.as_ref();
+                    row.push_bind(&c.stream_id)
+                        .push_bind(c.reply_position)
+                        .push_bind(reply.map(|r| r.role.as_str()))
+                        .push_bind(reply.and_then(|r| r.content.as_deref()))
+                        .push_bind(reply.map(|r| r.body.as_str()));
+                })
+                .push(" ON CONFLICT (stream_id, position) DO NOTHING")
+                .build()
+                .execute(&mut *tx)
+                .await?;
             }
             tx.commit().await?;
             Ok(())

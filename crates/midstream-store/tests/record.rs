@@ -72,6 +72,7 @@ fn close(id: &str, status: StreamStatus) -> StreamClose {
             content: Some("Hello".into()),
             body: "{}".into(),
         }),
+        reply_position: 1,
     }
 }
 

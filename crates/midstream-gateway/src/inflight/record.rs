@@ -26,12 +26,19 @@ pub struct StreamRecord {
     ttft: Option<Duration>,
     next_seq: i64,
     closed: bool,
+    /// How many messages the request had: the reply's position.
+    messages: i32,
 }
 
 impl StreamRecord {
     /// Starts the record of a stream whose row the recorder was asked to open. Counts it in
     /// the active-streams gauge until it closes.
-    pub fn new(recorder: Recorder, stream_id: Arc<str>, started: Instant) -> StreamRecord {
+    pub fn new(
+        recorder: Recorder,
+        stream_id: Arc<str>,
+        started: Instant,
+        messages: usize,
+    ) -> StreamRecord {
         metrics::gauge!(metric::ACTIVE_STREAMS).increment(1.0);
         StreamRecord {
             recorder,
@@ -43,6 +50,7 @@ impl StreamRecord {
             ttft: None,
             next_seq: 0,
             closed: false,
+            messages: i32::try_from(messages).unwrap_or(i32::MAX),
         }
     }
 
@@ -130,6 +138,7 @@ impl StreamRecord {
             duration_ms: self.elapsed_ms(),
             finished_at: midstream_store::clock::now_ms(),
             reply,
+            reply_position: self.messages,
         });
     }
 }

@@ -66,7 +66,12 @@ pub async fn completions(
         messages: request.messages().iter().map(stored_message).collect(),
         created_at: midstream_store::clock::now_ms(),
     });
-    let mut record = StreamRecord::new(state.recorder.clone(), stream_id.clone(), started);
+    let mut record = StreamRecord::new(
+        state.recorder.clone(),
+        stream_id.clone(),
+        started,
+        request.messages().len(),
+    );
     tracing::debug!(stream_id = %stream_id, upstream = route.upstream.name(), "stream opened");
 
     let mut analysis = state.analyzer.stream(stream_id.clone());
