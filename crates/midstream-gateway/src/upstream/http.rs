@@ -64,19 +64,42 @@ impl HttpUpstream {
         body: Vec<u8>,
         stream: bool,
     ) -> Result<UpstreamResponse, UpstreamError> {
-        let mut request = self
+        let accept = if stream {
+            "text/event-stream"
+        } else {
+            "application/json"
+        };
+        let request = self
             .client
             .post(&self.completions_url)
             .header(header::CONTENT_TYPE, "application/json")
-            .header(
-                header::ACCEPT,
-                if stream {
-                    "text/event-stream"
-                } else {
-                    "application/json"
-                },
-            )
+            .header(header::ACCEPT, accept)
             .body(body);
+        let (status, headers, response) = self.send(request).await?;
+        let body = response
+            .bytes_stream()
+            .map(|chunk| chunk.map_err(|e| UpstreamError::Body(error_chain(&e))));
+        Ok(UpstreamResponse {
+            status,
+            headers,
+            body: Box::pin(body),
+        })
+    }
+
+    /// The upstream's own model list (`GET /models`), passed through by `/v1/models`.
+    pub async fn models(&self) -> Result<serde_json::Value, UpstreamError> {
+        let (_, _, response) = self.send(self.client.get(&self.models_url)).await?;
+        let body = bounded_body(response).await;
+        serde_json::from_slice(&body)
+            .map_err(|e| UpstreamError::Body(format!("invalid model list: {e}")))
+    }
+
+    /// Sends with the upstream's key, bounded by the headers timeout; a non-2xx status becomes
+    /// [`UpstreamError::Status`] with the (bounded) body.
+    async fn send(
+        &self,
+        mut request: reqwest::RequestBuilder,
+    ) -> Result<(http::StatusCode, HeaderMap, reqwest::Response), UpstreamError> {
         if let Some(key) = &self.api_key {
             request = request.bearer_auth(key.expose());
         }
@@ -101,45 +124,7 @@ impl HttpUpstream {
                 headers,
             })));
         }
-        let body = response
-            .bytes_stream()
-            .map(|chunk| chunk.map_err(|e| UpstreamError::Body(error_chain(&e))));
-        Ok(UpstreamResponse {
-            status,
-            headers,
-            body: Box::pin(body),
-        })
-    }
-
-    /// The upstream's own model list (`GET /models`), passed through by `/v1/models`.
-    pub async fn models(&self) -> Result<serde_json::Value, UpstreamError> {
-        let mut request = self.client.get(&self.models_url);
-        if let Some(key) = &self.api_key {
-            request = request.bearer_auth(key.expose());
-        }
-        let response = tokio::time::timeout(self.headers_timeout, request.send())
-            .await
-            .map_err(|_| UpstreamError::Timeout {
-                upstream: self.name.clone(),
-                seconds: self.headers_timeout.as_secs(),
-            })?
-            .map_err(|e| UpstreamError::Connect {
-                upstream: self.name.clone(),
-                detail: error_chain(&e),
-            })?;
-        let status = response.status();
-        let headers = passed_headers(response.headers());
-        let body = bounded_body(response).await;
-        if !status.is_success() {
-            return Err(UpstreamError::Status(Box::new(ErrorReply {
-                upstream: self.name.clone(),
-                status,
-                body,
-                headers,
-            })));
-        }
-        serde_json::from_slice(&body)
-            .map_err(|e| UpstreamError::Body(format!("invalid model list: {e}")))
+        Ok((status, headers, response))
     }
 }
 
