@@ -421,3 +421,58 @@ async fn streams_still_open_after_the_grace_period_are_cut_and_recorded_interrup
         "interrupted"
     );
 }
+
+#[tokio::test]
+async fn quiet_streams_get_comment_keepalives_and_still_complete() {
+    let mock = MockUpstream::start().await;
+    let app = TestApp::builder()
+        .upstream(mock.base_url())
+        .env("MIDSTREAM_KEEPALIVE_SECS", "1")
+        .start()
+        .await;
+    mock.push(Scenario::text(["before ", "after"]).delay(Duration::from_millis(1300)));
+    let collected = collect_sse(app.chat(&stream_request()).await).await;
+    assert!(
+        collected
+            .frames
+            .iter()
+            .any(|f| f.comments.iter().any(|c| c.trim() == "ping")),
+        "a `: ping` comment"
+    );
+    assert_eq!(collected.content(), "before after");
+    assert!(collected.ends_with_done());
+    assert_sdk_safe(&collected.raw);
+}
+
+#[tokio::test]
+async fn aliases_route_to_named_upstreams_with_the_model_rewritten() {
+    let mock = MockUpstream::start().await;
+    let app = TestApp::builder()
+        .config_file(&format!(
+            "[upstreams.local]\nbase_url = \"{}\"\n\n[models]\nfast = {{ upstream = \"local\", model = \"small-model-v2\" }}\n",
+            mock.base_url()
+        ))
+        .start()
+        .await;
+    let mut request = stream_request();
+    request["model"] = json!("fast");
+    let response = app.chat(&request).await;
+    let id = stream_id(&response);
+    collect_sse(response).await;
+    assert_eq!(
+        mock.requests().last().map(|r| r.body["model"].clone()),
+        Some(json!("small-model-v2"))
+    );
+    let record = app.record(&id).await;
+    assert_eq!(
+        (
+            record["model"].as_str(),
+            record["upstream"].as_str(),
+            record["upstream_model"].as_str()
+        ),
+        (Some("fast"), Some("local"), Some("small-model-v2"))
+    );
+    // Unaliased names go to the default upstream: here none is configured, so the demo model.
+    let demo = collect_sse(app.chat(&stream_request()).await).await;
+    assert!(demo.content().contains("demo model"));
+}
