@@ -747,3 +747,44 @@ async fn a_tool_api_sending_garbage_never_breaks_the_stream() {
             .is_some_and(|m| !m.is_empty())
     );
 }
+
+#[tokio::test]
+async fn when_the_step_budget_is_spent_the_client_gets_the_calls() {
+    let weather = MockWeather::start().await;
+    let mock = MockUpstream::start().await;
+    let config = model_tools_config(&weather, true).replace("max_steps = 2", "max_steps = 1");
+    let app = TestApp::builder()
+        .config_file(&config)
+        .upstream(mock.base_url())
+        .start()
+        .await;
+    let call = |city: &str, id: &str| {
+        MockToolCall::new("weather", [format!("{{\"city\": \"{city}\"}}")]).with_id(id)
+    };
+    mock.push(Scenario::tool_calls([call("Paris", "call_a")]));
+    mock.push(Scenario::tool_calls([call("Tokyo", "call_b")]));
+    let collected = collect_sse(app.chat(&request("weather?")).await).await;
+    assert!(collected.ends_with_done());
+    let chunks = collected.json_chunks();
+    let visible_calls: Vec<&str> = chunks
+        .iter()
+        .filter_map(|c| {
+            c.pointer("/choices/0/delta/tool_calls/0/id")
+                .and_then(Value::as_str)
+        })
+        .collect();
+    assert_eq!(
+        visible_calls,
+        vec!["call_b"],
+        "the first call was handled, the second is the client's"
+    );
+    let finishes: Vec<&str> = chunks
+        .iter()
+        .filter_map(|c| {
+            c.pointer("/choices/0/finish_reason")
+                .and_then(Value::as_str)
+        })
+        .collect();
+    assert_eq!(finishes, vec!["tool_calls"]);
+    assert_eq!(mock.chat_completion_count(), 2, "one follow-up, no more");
+}

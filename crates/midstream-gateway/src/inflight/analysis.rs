@@ -224,7 +224,9 @@ impl StreamAnalysis {
             chunk.message().and_then(|m| m.tool_calls),
         ) {
             let absorbed = model.absorb(raw);
-            if absorbed.all_owned && content.is_none() && self.continuation.is_some() {
+            // Withheld only while the gateway can still continue the conversation itself; once
+            // the step budget is spent, the client gets the calls (and their finish reason).
+            if absorbed.all_owned && content.is_none() && self.can_continue() {
                 forward = Forward::Drop;
             }
             for ready in absorbed.ready {
@@ -294,8 +296,12 @@ impl StreamAnalysis {
     /// Whether the model's last response asked only for owned tools, so the gateway will
     /// continue the conversation itself (its `finish_reason: tool_calls` is then withheld).
     pub fn continues_after_tools(&self) -> bool {
+        self.can_continue() && self.model.as_ref().is_some_and(ModelCalls::all_owned)
+    }
+
+    /// Whether a follow-up request is still allowed (continuation on, steps left).
+    fn can_continue(&self) -> bool {
         self.continuation.as_ref().is_some_and(|c| c.steps_left > 0)
-            && self.model.as_ref().is_some_and(ModelCalls::all_owned)
     }
 
     /// When every call ended and the model asked only for owned tools: the follow-up request
