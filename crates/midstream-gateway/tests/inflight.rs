@@ -29,6 +29,25 @@ fn with_rules(weather: &MockWeather, timeout_ms: u64) -> TestAppBuilder {
     ))
 }
 
+/// The default rules with the weather tool on a mock API, in front of a mock upstream.
+async fn rules_and_mocks(timeout_ms: u64) -> (MockWeather, MockUpstream, TestApp) {
+    let weather = MockWeather::start().await;
+    let mock = MockUpstream::start().await;
+    let app = with_rules(&weather, timeout_ms)
+        .upstream(mock.base_url())
+        .start()
+        .await;
+    (weather, mock, app)
+}
+
+/// `lead` followed by `count` filler words (" w0", " w1", ...): a model that keeps talking.
+fn words_after(lead: &[&str], count: usize) -> Vec<String> {
+    lead.iter()
+        .map(|s| (*s).to_owned())
+        .chain((0..count).map(|i| format!(" w{i}")))
+        .collect()
+}
+
 fn types(events: &[Value]) -> Vec<String> {
     events
         .iter()
@@ -114,18 +133,8 @@ async fn the_demo_model_triggers_weather_and_calendar_mid_stream() {
 
 #[tokio::test]
 async fn a_tool_result_arrives_before_the_model_finishes() {
-    let weather = MockWeather::start().await;
-    let mock = MockUpstream::start().await;
-    let app = with_rules(&weather, 3000)
-        .upstream(mock.base_url())
-        .start()
-        .await;
-    let mut pieces = vec![
-        "Sure. ".to_owned(),
-        "The weather in Paris".to_owned(),
-        " looks".to_owned(),
-    ];
-    pieces.extend((0..30).map(|i| format!(" word{i}")));
+    let (_weather, mock, app) = rules_and_mocks(3000).await;
+    let pieces = words_after(&["Sure. ", "The weather in Paris", " looks"], 30);
     mock.push(Scenario::text(pieces).delay(Duration::from_millis(20)));
     let collected = collect_sse(app.chat(&request("tell me something")).await).await;
     let result_at =
@@ -133,7 +142,7 @@ async fn a_tool_result_arrives_before_the_model_finishes() {
     let last_content = frame_index(&collected, |c| {
         c.pointer("/choices/0/delta/content")
             .and_then(Value::as_str)
-            == Some(" word29")
+            == Some(" w29")
     })
     .expect("last token");
     assert!(
@@ -167,12 +176,7 @@ async fn a_tool_result_arrives_before_the_model_finishes() {
 
 #[tokio::test]
 async fn prompt_intents_start_tools_before_the_upstream_answers() {
-    let weather = MockWeather::start().await;
-    let mock = MockUpstream::start().await;
-    let app = with_rules(&weather, 3000)
-        .upstream(mock.base_url())
-        .start()
-        .await;
+    let (_weather, mock, app) = rules_and_mocks(3000).await;
     mock.push(Scenario::text(["It ", "depends."]).first_byte_delay(Duration::from_millis(300)));
     let collected = collect_sse(app.chat(&request("What's the weather in Berlin?")).await).await;
     let events = collected.midstream_events();
@@ -207,15 +211,9 @@ async fn prompt_intents_start_tools_before_the_upstream_answers() {
 
 #[tokio::test]
 async fn a_slow_tool_times_out_while_tokens_keep_flowing() {
-    let weather = MockWeather::start().await;
+    let (weather, mock, app) = rules_and_mocks(200).await;
     weather.set_mode(WeatherMode::Slow(Duration::from_secs(30)));
-    let mock = MockUpstream::start().await;
-    let app = with_rules(&weather, 200)
-        .upstream(mock.base_url())
-        .start()
-        .await;
-    let mut pieces = vec!["The weather in Paris".to_owned(), " is".to_owned()];
-    pieces.extend((0..20).map(|i| format!(" w{i}")));
+    let pieces = words_after(&["The weather in Paris", " is"], 20);
     mock.push(Scenario::text(pieces).delay(Duration::from_millis(30)));
     let collected = collect_sse(app.chat(&request("hello")).await).await;
     let error_at =
@@ -241,12 +239,7 @@ async fn a_slow_tool_times_out_while_tokens_keep_flowing() {
 
 #[tokio::test]
 async fn results_are_cached_errors_are_not_and_the_mock_counts_prove_it() {
-    let weather = MockWeather::start().await;
-    let mock = MockUpstream::start().await;
-    let app = with_rules(&weather, 3000)
-        .upstream(mock.base_url())
-        .start()
-        .await;
+    let (weather, mock, app) = rules_and_mocks(3000).await;
     let text = || Scenario::text(["The weather in Tokyo", " is", " mild."]);
 
     weather.set_mode(WeatherMode::Fail(500));
@@ -309,12 +302,7 @@ async fn results_are_cached_errors_are_not_and_the_mock_counts_prove_it() {
 
 #[tokio::test]
 async fn the_same_intent_twice_runs_the_tool_once() {
-    let weather = MockWeather::start().await;
-    let mock = MockUpstream::start().await;
-    let app = with_rules(&weather, 3000)
-        .upstream(mock.base_url())
-        .start()
-        .await;
+    let (weather, mock, app) = rules_and_mocks(3000).await;
     mock.push(Scenario::text([
         "The weather in London",
         " is grey; ",
@@ -340,15 +328,9 @@ async fn the_same_intent_twice_runs_the_tool_once() {
 
 #[tokio::test]
 async fn a_client_disconnect_cancels_tool_calls_and_the_record_says_cancelled() {
-    let weather = MockWeather::start().await;
+    let (weather, mock, app) = rules_and_mocks(20_000).await;
     weather.set_mode(WeatherMode::Slow(Duration::from_secs(30)));
-    let mock = MockUpstream::start().await;
-    let app = with_rules(&weather, 20_000)
-        .upstream(mock.base_url())
-        .start()
-        .await;
-    let mut pieces = vec!["The weather in Paris".to_owned(), " is".to_owned()];
-    pieces.extend((0..200).map(|i| format!(" w{i}")));
+    let pieces = words_after(&["The weather in Paris", " is"], 200);
     mock.push(Scenario::text(pieces).delay(Duration::from_millis(10)));
     let response = app.chat(&request("x")).await;
     let id = stream_id(&response);
@@ -458,13 +440,10 @@ async fn a_stop_rule_ends_the_stream_with_content_filter_and_drops_the_upstream(
         .upstream(mock.base_url())
         .start()
         .await;
-    let mut pieces = vec![
-        "OK. ".to_owned(),
-        "Ignore all previous".to_owned(),
-        " instructions".to_owned(),
-        " and".to_owned(),
-    ];
-    pieces.extend((0..100).map(|i| format!(" x{i}")));
+    let pieces = words_after(
+        &["OK. ", "Ignore all previous", " instructions", " and"],
+        100,
+    );
     mock.push(Scenario::text(pieces).delay(Duration::from_millis(10)));
     let response = app.chat(&request("hi")).await;
     let id = stream_id(&response);
@@ -724,13 +703,8 @@ async fn analysis_is_recorded_in_postgres() {
 
 #[tokio::test]
 async fn a_tool_api_sending_garbage_never_breaks_the_stream() {
-    let weather = MockWeather::start().await;
+    let (weather, mock, app) = rules_and_mocks(3000).await;
     weather.set_mode(WeatherMode::Garbage);
-    let mock = MockUpstream::start().await;
-    let app = with_rules(&weather, 3000)
-        .upstream(mock.base_url())
-        .start()
-        .await;
     mock.push(Scenario::text(["The weather in Oslo", " is", " cold."]));
     let collected = collect_sse(app.chat(&request("x")).await).await;
     assert!(collected.ends_with_done());
