@@ -1,12 +1,14 @@
 //! The recorder: writes streams, events and outcomes in batches, off the hot path.
 //!
 //! Token forwarding never waits for the database. The gateway hands records to a
-//! [`Recorder`] with a non-blocking `try_send`; one writer task batches them into a
-//! transaction. What it promises (DESIGN.md section 6):
+//! [`Recorder`] with a non-blocking `try_send`; one writer task batches them into multi-row
+//! statements. What it promises (DESIGN.md section 6):
 //!
 //! - a stream's row is written **at once** and on its own (one small statement, not the next
 //!   batch), and [`OpenReceipt`] tells the gateway when it is committed, so the row can exist
-//!   before the first token is sent at little cost to the first token;
+//!   before the first token is sent at little cost to the first token; a batch is written a
+//!   statement at a time and new rows go between its statements, so a row waits for one
+//!   statement at most, never for a whole batch;
 //! - events and outcomes are written at least every `flush_interval` (250 ms by default);
 //! - when the database is slow or down, records wait in a bounded buffer and the batch is
 //!   retried with backoff; a batch the database rejects while it is otherwise healthy is
@@ -25,7 +27,7 @@ use tokio::time::{Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::streams::Batch;
+use crate::streams::{Batch, BatchPart};
 use crate::{IntentRecord, NewStream, Store, StreamClose, StreamEvent, ToolCallRecord};
 
 /// Metric names, so the gateway's `/metrics` documentation and the writer agree.
@@ -64,7 +66,7 @@ impl Default for RecorderConfig {
     }
 }
 
-/// Most records written in one transaction; larger backlogs are written in several.
+/// A batch is written before the flush interval is up once it holds this many records.
 const MAX_BATCH: usize = 2_000;
 /// Retry delay after a failed write doubles from the flush interval up to this.
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
@@ -168,8 +170,8 @@ struct Pending {
     /// New streams whose row is not written yet: written first, alone, at once.
     rows: Vec<NewStream>,
     row_acks: Vec<oneshot::Sender<()>>,
-    /// Everything else, written in a transaction every flush interval (streams whose row is
-    /// already written sit here for their messages; their row insert is then a no-op).
+    /// Everything else, written every flush interval (streams whose row is already written
+    /// sit here for their messages; their row insert is then a no-op).
     batch: Batch,
     flush_acks: Vec<oneshot::Sender<()>>,
     oldest: Option<Instant>,
@@ -180,11 +182,11 @@ impl Pending {
         self.rows.len() + self.batch.len()
     }
 
-    fn push(&mut self, command: Command, buffer_limit: usize) {
-        let len = self.len();
+    /// Takes a command; `held` is every record the writer holds (this and a batch being written).
+    fn push(&mut self, command: Command, buffer_limit: usize, held: usize) {
         let keep = match &command {
-            Command::Event(_) | Command::Intent(_) | Command::ToolCall(_) => len < buffer_limit,
-            Command::Open(..) | Command::Close(_) => len < buffer_limit.saturating_mul(2),
+            Command::Event(_) | Command::Intent(_) | Command::ToolCall(_) => held < buffer_limit,
+            Command::Open(..) | Command::Close(_) => held < buffer_limit.saturating_mul(2),
             Command::Flush(_) => true,
         };
         if !keep {
@@ -208,29 +210,49 @@ impl Pending {
 
     /// The rows are written: acknowledge them; their messages join the batch.
     fn rows_written(&mut self) {
-        for ack in self.row_acks.drain(..) {
-            let _receiver_may_be_gone = ack.send(());
-        }
+        acknowledge(std::mem::take(&mut self.row_acks));
         if !self.rows.is_empty() {
             self.oldest.get_or_insert_with(Instant::now);
         }
         self.batch.opens.append(&mut self.rows);
     }
 
-    /// The batch is written: acknowledge flushes and start over.
-    fn batch_written(&mut self) {
-        for ack in self.flush_acks.drain(..) {
-            let _receiver_may_be_gone = ack.send(());
+    /// Hands the batch, and the flushes it answers, to a [`Writing`]; what arrives from now on
+    /// waits for the next batch.
+    fn take_batch(&mut self) -> Writing {
+        Writing {
+            batch: std::mem::take(&mut self.batch),
+            next: BatchPart::FIRST,
+            flush_acks: std::mem::take(&mut self.flush_acks),
+            oldest: self.oldest.take(),
+            started: Instant::now(),
         }
-        self.batch = Batch::default();
-        self.oldest = None;
     }
+
+    /// A batch whose writing failed goes back in front of what arrived since.
+    fn put_back(&mut self, mut writing: Writing) {
+        writing.batch.append(&mut self.batch);
+        self.batch = writing.batch;
+        writing.flush_acks.append(&mut self.flush_acks);
+        self.flush_acks = writing.flush_acks;
+        self.oldest = writing.oldest.or(self.oldest);
+    }
+}
+
+/// A batch being written, a part at a time (see [`BatchPart`]).
+struct Writing {
+    batch: Batch,
+    next: BatchPart,
+    flush_acks: Vec<oneshot::Sender<()>>,
+    oldest: Option<Instant>,
+    started: Instant,
 }
 
 struct Writer {
     store: Store,
     config: RecorderConfig,
     pending: Pending,
+    writing: Option<Writing>,
     retry_at: Option<Instant>,
     backoff: Duration,
 }
@@ -242,42 +264,46 @@ impl Writer {
             store,
             config,
             pending: Pending::default(),
+            writing: None,
             retry_at: None,
             backoff,
         }
     }
 
+    /// One statement at a time: new stream rows first, then the next part of the batch being
+    /// written. While a batch is being written the loop does not wait for commands, it only
+    /// takes those already queued, so rows that arrive mid-batch wait for one part at most.
     async fn run(mut self, mut rx: mpsc::Receiver<Command>) {
         let mut tick = tokio::time::interval(self.config.flush_interval);
         tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
         loop {
-            tokio::select! {
-                biased;
-                command = rx.recv() => match command {
-                    Some(command) => self.pending.push(command, self.config.buffer_limit),
-                    None => break,
-                },
-                _ = tick.tick() => {}
+            if self.writing.is_none() {
+                tokio::select! {
+                    biased;
+                    command = rx.recv() => match command {
+                        Some(command) => self.accept(command),
+                        None => break,
+                    },
+                    _ = tick.tick() => {}
+                }
             }
             while let Ok(command) = rx.try_recv() {
-                self.pending.push(command, self.config.buffer_limit);
+                self.accept(command);
             }
-            metrics::gauge!(metric::QUEUE_DEPTH).set((self.pending.len() + rx.len()) as f64);
+            metrics::gauge!(metric::QUEUE_DEPTH).set((self.held() + rx.len()) as f64);
             if self.retry_at.is_some_and(|at| Instant::now() < at) {
                 continue;
             }
             if !self.pending.rows.is_empty() && !self.write_rows().await {
                 continue;
             }
-            if self.batch_is_due() {
-                self.write_batch().await;
+            if self.writing.is_none() && self.batch_is_due() {
+                self.writing = Some(self.pending.take_batch());
             }
+            self.write_next_part().await;
         }
         for _ in 0..FINAL_ATTEMPTS {
-            let done = (self.pending.rows.is_empty() || self.write_rows().await)
-                && (self.pending.batch.is_empty() && self.pending.flush_acks.is_empty()
-                    || self.write_batch().await);
-            if done {
+            if self.write_everything().await {
                 break;
             }
             tokio::time::sleep(self.backoff).await;
@@ -290,6 +316,16 @@ impl Writer {
                 "recorder stopped with records it could not write"
             );
         }
+    }
+
+    /// Records held: pending and in the batch being written.
+    fn held(&self) -> usize {
+        self.pending.len() + self.writing.as_ref().map_or(0, |w| w.batch.len())
+    }
+
+    fn accept(&mut self, command: Command) {
+        let held = self.held();
+        self.pending.push(command, self.config.buffer_limit, held);
     }
 
     fn batch_is_due(&self) -> bool {
@@ -326,22 +362,28 @@ impl Writer {
         }
     }
 
-    /// Writes the batch; true on success. On failure the records stay pending and a retry is
-    /// scheduled.
-    async fn write_batch(&mut self) -> bool {
-        let started = Instant::now();
-        let result = self.store.write_batch(&self.pending.batch).await;
-        metrics::histogram!(metric::BATCH_SECONDS).record(started.elapsed().as_secs_f64());
-        match result {
-            Ok(()) => {
-                self.pending.batch_written();
+    /// Writes the next part of the batch being written, if there is one. False when the
+    /// database failed: the batch went back to the pending records and a retry is scheduled.
+    async fn write_next_part(&mut self) -> bool {
+        let Some(writing) = &mut self.writing else {
+            return true;
+        };
+        match self.store.write_part(&writing.batch, writing.next).await {
+            Ok(Some(next)) => {
+                writing.next = next;
+                true
+            }
+            Ok(None) => {
+                self.batch_written();
                 self.recovered();
                 true
             }
             Err(error) if self.store.ping().await.is_ok() => {
                 tracing::warn!(%error, "batch rejected by a healthy database; writing record by record");
-                self.write_one_by_one().await;
-                self.pending.batch_written();
+                if let Some(writing) = self.writing.take() {
+                    let acks = self.write_one_by_one(writing).await;
+                    acknowledge(acks);
+                }
                 true
             }
             Err(error) => {
@@ -351,12 +393,41 @@ impl Writer {
         }
     }
 
+    /// At shutdown: writes every row and the whole batch. True when nothing is left.
+    async fn write_everything(&mut self) -> bool {
+        if !self.pending.rows.is_empty() && !self.write_rows().await {
+            return false;
+        }
+        if self.writing.is_none()
+            && !(self.pending.batch.is_empty() && self.pending.flush_acks.is_empty())
+        {
+            self.writing = Some(self.pending.take_batch());
+        }
+        while self.writing.is_some() {
+            if !self.write_next_part().await {
+                return false;
+            }
+        }
+        true
+    }
+
+    fn batch_written(&mut self) {
+        if let Some(writing) = self.writing.take() {
+            metrics::histogram!(metric::BATCH_SECONDS)
+                .record(writing.started.elapsed().as_secs_f64());
+            acknowledge(writing.flush_acks);
+        }
+    }
+
     fn recovered(&mut self) {
         self.retry_at = None;
         self.backoff = self.config.flush_interval;
     }
 
     fn failed(&mut self, error: &crate::StoreError) {
+        if let Some(writing) = self.writing.take() {
+            self.pending.put_back(writing);
+        }
         metrics::counter!(metric::WRITE_ERRORS).increment(1);
         tracing::warn!(%error, retry_in_ms = self.backoff.as_millis() as u64, "recorder write failed; will retry");
         self.retry_at = Some(Instant::now() + self.backoff);
@@ -364,8 +435,9 @@ impl Writer {
     }
 
     /// Isolates the record a healthy database refuses, so the others are still written.
-    async fn write_one_by_one(&mut self) {
-        let batch = std::mem::take(&mut self.pending.batch);
+    /// Returns the flush acknowledgements the batch carried.
+    async fn write_one_by_one(&self, writing: Writing) -> Vec<oneshot::Sender<()>> {
+        let batch = writing.batch;
         let singles = batch
             .opens
             .into_iter()
@@ -395,6 +467,13 @@ impl Writer {
                 tracing::error!(%error, "the database rejected a record; it is dropped");
             }
         }
+        writing.flush_acks
+    }
+}
+
+fn acknowledge(acks: Vec<oneshot::Sender<()>>) {
+    for ack in acks {
+        let _receiver_may_be_gone = ack.send(());
     }
 }
 

@@ -195,8 +195,8 @@ pub struct EventRow {
     pub payload: String,
 }
 
-/// What one recorder flush writes, in one transaction: rows first, so events and closes of a
-/// stream opened in the same batch find it.
+/// What one recorder flush writes. It is written in parts ([`BatchPart`]), tables in the order
+/// of [`Table`]: rows first, so events and closes of a stream opened in the same batch find it.
 #[derive(Debug, Default)]
 pub(crate) struct Batch {
     pub opens: Vec<NewStream>,
@@ -235,11 +235,99 @@ impl Batch {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+
+    /// Appends `later`'s records after this batch's.
+    pub fn append(&mut self, later: &mut Batch) {
+        self.opens.append(&mut later.opens);
+        self.events.append(&mut later.events);
+        self.intents.append(&mut later.intents);
+        self.tool_calls.append(&mut later.tool_calls);
+        self.closes.append(&mut later.closes);
+    }
+
+    /// The request messages of the new streams: (stream id, position, message).
+    fn messages(&self) -> Vec<(&str, i32, &NewMessage)> {
+        self.opens
+            .iter()
+            .flat_map(|s| {
+                s.messages
+                    .iter()
+                    .zip(0..)
+                    .map(|(m, position)| (s.id.as_str(), position, m))
+            })
+            .collect()
+    }
+
+    /// The closes that carry the model's reply (stored as the stream's last message).
+    fn replies(&self) -> Vec<&StreamClose> {
+        self.closes.iter().filter(|c| c.reply.is_some()).collect()
+    }
 }
 
-/// Rows per multi-row `INSERT`: far below SQLite's and PostgreSQL's bind limits (32,766 and
-/// 65,535 parameters) at up to 14 columns.
-const ROWS_PER_INSERT: usize = 500;
+/// The tables a batch writes, in the order they are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Table {
+    Streams,
+    Messages,
+    Events,
+    Intents,
+    ToolCalls,
+    Closes,
+    Replies,
+}
+
+/// One statement's worth of a batch: up to [`ROWS_PER_STATEMENT`] records of one table,
+/// from record `from` on.
+///
+/// A batch is written a part at a time, each part its own (implicit) transaction, so that the
+/// recorder can write new stream rows between parts: a row the first token waits for never
+/// queues behind a whole batch (with SQLite, one writer at a time, a 100-stream batch holds
+/// the write lock for milliseconds). Every statement is idempotent (`ON CONFLICT`, and the
+/// close `UPDATE` sets the same values again), so a batch that failed half-way is simply
+/// written again from its first part.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct BatchPart {
+    table: Table,
+    from: usize,
+}
+
+impl BatchPart {
+    pub(crate) const FIRST: BatchPart = BatchPart {
+        table: Table::Streams,
+        from: 0,
+    };
+
+    /// This part's records of a table's `records`.
+    fn slice<'a, T>(&self, records: &'a [T]) -> &'a [T] {
+        let from = self.from.min(records.len());
+        &records[from..(from + ROWS_PER_STATEMENT).min(records.len())]
+    }
+
+    /// The part after this one, for a table of `len` records; `None` after the last table.
+    fn after(self, len: usize) -> Option<BatchPart> {
+        if self.from + ROWS_PER_STATEMENT < len {
+            return Some(BatchPart {
+                table: self.table,
+                from: self.from + ROWS_PER_STATEMENT,
+            });
+        }
+        let table = match self.table {
+            Table::Streams => Table::Messages,
+            Table::Messages => Table::Events,
+            Table::Events => Table::Intents,
+            Table::Intents => Table::ToolCalls,
+            Table::ToolCalls => Table::Closes,
+            Table::Closes => Table::Replies,
+            Table::Replies => return None,
+        };
+        Some(BatchPart { table, from: 0 })
+    }
+}
+
+/// Records per statement: far below SQLite's and PostgreSQL's bind limits (32,766 and 65,535
+/// parameters) at up to 14 columns, and small enough that one statement holds SQLite's write
+/// lock for well under a millisecond.
+const ROWS_PER_STATEMENT: usize = 100;
 
 /// The multi-row `INSERT` of stream rows (idempotent: a row written earlier is left alone).
 /// A macro so the same statement serves a transaction and the pool of either backend.
@@ -271,7 +359,7 @@ impl Store {
     /// path a first token may be waiting for. Their messages follow in the next batch.
     pub(crate) async fn write_stream_rows(&self, opens: &[NewStream]) -> Result<(), StoreError> {
         let instance_id = self.instance_id();
-        for opens in opens.chunks(ROWS_PER_INSERT) {
+        for opens in opens.chunks(ROWS_PER_STATEMENT) {
             on_pool!(&self.pool, |pool| {
                 stream_rows!(opens, instance_id).execute(pool).await?;
             });
@@ -292,162 +380,198 @@ impl Store {
         Ok(())
     }
 
-    /// Writes a batch in one transaction.
+    /// Writes a whole batch, part after part (see [`BatchPart`]).
     pub(crate) async fn write_batch(&self, batch: &Batch) -> Result<(), StoreError> {
+        let mut part = Some(BatchPart::FIRST);
+        while let Some(current) = part {
+            part = self.write_part(batch, current).await?;
+        }
+        Ok(())
+    }
+
+    /// Writes one part of a batch, in one statement, and returns the part after it (`None`
+    /// once the batch is written). A part with nothing to write costs no statement.
+    pub(crate) async fn write_part(
+        &self,
+        batch: &Batch,
+        part: BatchPart,
+    ) -> Result<Option<BatchPart>, StoreError> {
         let instance_id = self.instance_id();
         on_pool!(&self.pool, |pool| {
-            let mut tx = pool.begin().await?;
-            for opens in batch.opens.chunks(ROWS_PER_INSERT) {
-                stream_rows!(opens, instance_id).execute(&mut *tx).await?;
-            }
-            let messages: Vec<(&str, i32, &NewMessage)> = batch
-                .opens
-                .iter()
-                .flat_map(|s| {
-                    s.messages
-                        .iter()
-                        .zip(0..)
-                        .map(|(m, position)| (s.id.as_str(), position, m))
-                })
-                .collect();
-            for rows in messages.chunks(ROWS_PER_INSERT) {
-                sqlx::QueryBuilder::new(
-                    "INSERT INTO messages (stream_id, position, role, content, body) ",
-                )
-                .push_values(rows, |mut row, (stream_id, position, m)| {
-                    row.push_bind(*stream_id)
-                        .push_bind(*position)
-                        .push_bind(&m.role)
-                        .push_bind(&m.content)
-                        .push_bind(&m.body);
-                })
-                .push(" ON CONFLICT (stream_id, position) DO NOTHING")
-                .build()
-                .execute(&mut *tx)
-                .await?;
-            }
-            for events in batch.events.chunks(ROWS_PER_INSERT) {
-                sqlx::QueryBuilder::new(
-                    "INSERT INTO events (stream_id, seq, kind, at_ms, payload) ",
-                )
-                .push_values(events, |mut row, e| {
-                    row.push_bind(&e.stream_id)
-                        .push_bind(e.seq)
-                        .push_bind(&e.kind)
-                        .push_bind(e.at_ms)
-                        .push_bind(&e.payload);
-                })
-                .push(" ON CONFLICT (stream_id, seq) DO NOTHING")
-                .build()
-                .execute(&mut *tx)
-                .await?;
-            }
-            for intents in batch.intents.chunks(ROWS_PER_INSERT) {
-                sqlx::QueryBuilder::new(
-                    "INSERT INTO intents (stream_id, intent_id, rule, scope, action, matched, \
-                     captures, at_ms, chars_seen) ",
-                )
-                .push_values(intents, |mut row, i| {
-                    row.push_bind(&i.stream_id)
-                        .push_bind(&i.intent_id)
-                        .push_bind(&i.rule)
-                        .push_bind(&i.scope)
-                        .push_bind(&i.action)
-                        .push_bind(&i.matched)
-                        .push_bind(&i.captures)
-                        .push_bind(i.at_ms)
-                        .push_bind(i.chars_seen);
-                })
-                .push(" ON CONFLICT (stream_id, intent_id) DO NOTHING")
-                .build()
-                .execute(&mut *tx)
-                .await?;
-            }
-            for calls in batch.latest_tool_calls().chunks(ROWS_PER_INSERT) {
-                sqlx::QueryBuilder::new(
-                    "INSERT INTO tool_calls (stream_id, call_id, tool, source, intent_id, \
-                     model_call_id, arguments, status, result, error_code, error_message, cached, \
-                     started_ms, duration_ms) ",
-                )
-                .push_values(calls, |mut row, c| {
-                    row.push_bind(&c.stream_id)
-                        .push_bind(&c.call_id)
-                        .push_bind(&c.tool)
-                        .push_bind(&c.source)
-                        .push_bind(&c.intent_id)
-                        .push_bind(&c.model_call_id)
-                        .push_bind(&c.arguments)
-                        .push_bind(&c.status)
-                        .push_bind(&c.result)
-                        .push_bind(&c.error_code)
-                        .push_bind(&c.error_message)
-                        .push_bind(c.cached)
-                        .push_bind(c.started_ms)
-                        .push_bind(c.duration_ms);
-                })
-                .push(
-                    " ON CONFLICT (stream_id, call_id) DO UPDATE SET status = excluded.status, \
-                     result = excluded.result, error_code = excluded.error_code, \
-                     error_message = excluded.error_message, cached = excluded.cached, \
-                     duration_ms = excluded.duration_ms",
-                )
-                .build()
-                .execute(&mut *tx)
-                .await?;
-            }
-            // Closes, set-based: one UPDATE for many streams instead of one per stream (each
-            // statement is a round trip to the database).
-            for closes in batch.closes.chunks(ROWS_PER_INSERT) {
-                sqlx::QueryBuilder::new(
-                    "WITH v (id, status, response_text, finish_reason, error, prompt_tokens, \
-                     completion_tokens, total_tokens, ttft_ms, duration_ms, finished_at) AS (",
-                )
-                .push_values(closes, |mut row, c| {
-                    row.push_bind(&c.stream_id)
-                        .push_bind(c.status.as_str())
-                        .push_bind(&c.response_text)
-                        .push_bind(&c.finish_reason)
-                        .push_bind(&c.error)
-                        .push_bind(c.usage.prompt_tokens)
-                        .push_bind(c.usage.completion_tokens)
-                        .push_bind(c.usage.total_tokens)
-                        .push_bind(c.ttft_ms)
-                        .push_bind(c.duration_ms)
-                        .push_bind(c.finished_at);
-                })
-                .push(
-                    ") UPDATE streams SET status = v.status, response_text = v.response_text, \
-                     finish_reason = v.finish_reason, error = v.error, \
-                     prompt_tokens = v.prompt_tokens, completion_tokens = v.completion_tokens, \
-                     total_tokens = v.total_tokens, ttft_ms = v.ttft_ms, \
-                     duration_ms = v.duration_ms, finished_at = v.finished_at \
-                     FROM v WHERE streams.id = v.id",
-                )
-                .build()
-                .execute(&mut *tx)
-                .await?;
-            }
-            let replies: Vec<&StreamClose> =
-                batch.closes.iter().filter(|c| c.reply.is_some()).collect();
-            for replies in replies.chunks(ROWS_PER_INSERT) {
-                sqlx::QueryBuilder::new(
-                    "INSERT INTO messages (stream_id, position, role, content, body) ",
-                )
-                .push_values(replies, |mut row, c| {
-                    let reply = c.reply.as_ref();
-                    row.push_bind(&c.stream_id)
-                        .push_bind(c.reply_position)
-                        .push_bind(reply.map(|r| r.role.as_str()))
-                        .push_bind(reply.and_then(|r| r.content.as_deref()))
-                        .push_bind(reply.map(|r| r.body.as_str()));
-                })
-                .push(" ON CONFLICT (stream_id, position) DO NOTHING")
-                .build()
-                .execute(&mut *tx)
-                .await?;
-            }
-            tx.commit().await?;
-            Ok(())
+            let written = match part.table {
+                Table::Streams => {
+                    let opens = part.slice(&batch.opens);
+                    if !opens.is_empty() {
+                        stream_rows!(opens, instance_id).execute(pool).await?;
+                    }
+                    batch.opens.len()
+                }
+                Table::Messages => {
+                    let messages = batch.messages();
+                    let rows = part.slice(&messages);
+                    if !rows.is_empty() {
+                        sqlx::QueryBuilder::new(
+                            "INSERT INTO messages (stream_id, position, role, content, body) ",
+                        )
+                        .push_values(rows, |mut row, (stream_id, position, m)| {
+                            row.push_bind(*stream_id)
+                                .push_bind(*position)
+                                .push_bind(&m.role)
+                                .push_bind(&m.content)
+                                .push_bind(&m.body);
+                        })
+                        .push(" ON CONFLICT (stream_id, position) DO NOTHING")
+                        .build()
+                        .execute(pool)
+                        .await?;
+                    }
+                    messages.len()
+                }
+                Table::Events => {
+                    let events = part.slice(&batch.events);
+                    if !events.is_empty() {
+                        sqlx::QueryBuilder::new(
+                            "INSERT INTO events (stream_id, seq, kind, at_ms, payload) ",
+                        )
+                        .push_values(events, |mut row, e| {
+                            row.push_bind(&e.stream_id)
+                                .push_bind(e.seq)
+                                .push_bind(&e.kind)
+                                .push_bind(e.at_ms)
+                                .push_bind(&e.payload);
+                        })
+                        .push(" ON CONFLICT (stream_id, seq) DO NOTHING")
+                        .build()
+                        .execute(pool)
+                        .await?;
+                    }
+                    batch.events.len()
+                }
+                Table::Intents => {
+                    let intents = part.slice(&batch.intents);
+                    if !intents.is_empty() {
+                        sqlx::QueryBuilder::new(
+                            "INSERT INTO intents (stream_id, intent_id, rule, scope, action, \
+                             matched, captures, at_ms, chars_seen) ",
+                        )
+                        .push_values(intents, |mut row, i| {
+                            row.push_bind(&i.stream_id)
+                                .push_bind(&i.intent_id)
+                                .push_bind(&i.rule)
+                                .push_bind(&i.scope)
+                                .push_bind(&i.action)
+                                .push_bind(&i.matched)
+                                .push_bind(&i.captures)
+                                .push_bind(i.at_ms)
+                                .push_bind(i.chars_seen);
+                        })
+                        .push(" ON CONFLICT (stream_id, intent_id) DO NOTHING")
+                        .build()
+                        .execute(pool)
+                        .await?;
+                    }
+                    batch.intents.len()
+                }
+                Table::ToolCalls => {
+                    let latest = batch.latest_tool_calls();
+                    let calls = part.slice(&latest);
+                    if !calls.is_empty() {
+                        sqlx::QueryBuilder::new(
+                            "INSERT INTO tool_calls (stream_id, call_id, tool, source, intent_id, \
+                             model_call_id, arguments, status, result, error_code, error_message, \
+                             cached, started_ms, duration_ms) ",
+                        )
+                        .push_values(calls, |mut row, c| {
+                            row.push_bind(&c.stream_id)
+                                .push_bind(&c.call_id)
+                                .push_bind(&c.tool)
+                                .push_bind(&c.source)
+                                .push_bind(&c.intent_id)
+                                .push_bind(&c.model_call_id)
+                                .push_bind(&c.arguments)
+                                .push_bind(&c.status)
+                                .push_bind(&c.result)
+                                .push_bind(&c.error_code)
+                                .push_bind(&c.error_message)
+                                .push_bind(c.cached)
+                                .push_bind(c.started_ms)
+                                .push_bind(c.duration_ms);
+                        })
+                        .push(
+                            " ON CONFLICT (stream_id, call_id) DO UPDATE SET \
+                             status = excluded.status, result = excluded.result, \
+                             error_code = excluded.error_code, \
+                             error_message = excluded.error_message, cached = excluded.cached, \
+                             duration_ms = excluded.duration_ms",
+                        )
+                        .build()
+                        .execute(pool)
+                        .await?;
+                    }
+                    latest.len()
+                }
+                // Set-based: one UPDATE for many streams instead of one per stream (each
+                // statement is a round trip to the database).
+                Table::Closes => {
+                    let closes = part.slice(&batch.closes);
+                    if !closes.is_empty() {
+                        sqlx::QueryBuilder::new(
+                            "WITH v (id, status, response_text, finish_reason, error, \
+                             prompt_tokens, completion_tokens, total_tokens, ttft_ms, duration_ms, \
+                             finished_at) AS (",
+                        )
+                        .push_values(closes, |mut row, c| {
+                            row.push_bind(&c.stream_id)
+                                .push_bind(c.status.as_str())
+                                .push_bind(&c.response_text)
+                                .push_bind(&c.finish_reason)
+                                .push_bind(&c.error)
+                                .push_bind(c.usage.prompt_tokens)
+                                .push_bind(c.usage.completion_tokens)
+                                .push_bind(c.usage.total_tokens)
+                                .push_bind(c.ttft_ms)
+                                .push_bind(c.duration_ms)
+                                .push_bind(c.finished_at);
+                        })
+                        .push(
+                            ") UPDATE streams SET status = v.status, \
+                             response_text = v.response_text, finish_reason = v.finish_reason, \
+                             error = v.error, prompt_tokens = v.prompt_tokens, \
+                             completion_tokens = v.completion_tokens, \
+                             total_tokens = v.total_tokens, ttft_ms = v.ttft_ms, \
+                             duration_ms = v.duration_ms, finished_at = v.finished_at \
+                             FROM v WHERE streams.id = v.id",
+                        )
+                        .build()
+                        .execute(pool)
+                        .await?;
+                    }
+                    batch.closes.len()
+                }
+                Table::Replies => {
+                    let replies = batch.replies();
+                    let rows = part.slice(&replies);
+                    if !rows.is_empty() {
+                        sqlx::QueryBuilder::new(
+                            "INSERT INTO messages (stream_id, position, role, content, body) ",
+                        )
+                        .push_values(rows, |mut row, c| {
+                            let reply = c.reply.as_ref();
+                            row.push_bind(&c.stream_id)
+                                .push_bind(c.reply_position)
+                                .push_bind(reply.map(|r| r.role.as_str()))
+                                .push_bind(reply.and_then(|r| r.content.as_deref()))
+                                .push_bind(reply.map(|r| r.body.as_str()));
+                        })
+                        .push(" ON CONFLICT (stream_id, position) DO NOTHING")
+                        .build()
+                        .execute(pool)
+                        .await?;
+                    }
+                    replies.len()
+                }
+            };
+            Ok(part.after(written))
         })
     }
 

@@ -354,6 +354,36 @@ async fn intents_and_tool_calls_are_queryable(store: Store) {
     assert_eq!(intents[0].captures, r#"{"city":"Paris"}"#);
 }
 
+/// More records per table than one statement takes: the batch is written in several parts
+/// per table, and all of it lands.
+async fn a_batch_larger_than_a_statement_lands_whole(store: Store) {
+    let recorder = recorder(&store);
+    let ids: Vec<String> = (0..250).map(|_| uuid::Uuid::now_v7().to_string()).collect();
+    let receipts: Vec<_> = ids.iter().map(|id| recorder.open(new_stream(id))).collect();
+    for receipt in receipts {
+        assert!(receipt.await, "every row is acknowledged");
+    }
+    for id in &ids {
+        for seq in 0..3 {
+            recorder.event(StreamEvent {
+                stream_id: id.clone(),
+                seq,
+                kind: "intent".into(),
+                at_ms: seq as f64,
+                payload: "{}".into(),
+            });
+        }
+        recorder.close(close(id, StreamStatus::Completed));
+    }
+    assert!(recorder.flush().await);
+    for id in &ids {
+        let row = store.stream(id).await.expect("read").expect("row");
+        assert_eq!(row.status, "completed", "stream {id}");
+        assert_eq!(store.stream_events(id).await.expect("events").len(), 3);
+        assert_eq!(store.stream_messages(id).await.expect("messages").len(), 2);
+    }
+}
+
 macro_rules! on_both_backends {
     ($($name:ident),* $(,)?) => {
         mod sqlite_backend {
@@ -367,6 +397,7 @@ macro_rules! on_both_backends {
 
 on_both_backends!(
     a_stream_round_trips,
+    a_batch_larger_than_a_statement_lands_whole,
     intents_and_tool_calls_are_queryable,
     a_bad_record_does_not_block_the_others,
     api_keys_are_hashed_and_revocable,
