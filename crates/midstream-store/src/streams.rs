@@ -330,7 +330,8 @@ impl BatchPart {
 const ROWS_PER_STATEMENT: usize = 100;
 
 /// The multi-row `INSERT` of stream rows (idempotent: a row written earlier is left alone).
-/// A macro so the same statement serves a transaction and the pool of either backend.
+/// A macro so the same statement is built for the pool of either backend (the fast path and the
+/// first part of a batch).
 macro_rules! stream_rows {
     ($opens:expr, $instance_id:expr) => {
         sqlx::QueryBuilder::new(
