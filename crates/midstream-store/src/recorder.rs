@@ -271,13 +271,16 @@ impl Writer {
     }
 
     /// One statement at a time: new stream rows first, then the next part of the batch being
-    /// written. While a batch is being written the loop does not wait for commands, it only
-    /// takes those already queued, so rows that arrive mid-batch wait for one part at most.
+    /// written. While there is something to write (a batch in progress, or one already due,
+    /// e.g. a flush that arrived mid-batch) the loop does not wait for commands, it only takes
+    /// those already queued, so rows that arrive mid-batch wait for one part at most.
     async fn run(mut self, mut rx: mpsc::Receiver<Command>) {
         let mut tick = tokio::time::interval(self.config.flush_interval);
         tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
         loop {
-            if self.writing.is_none() {
+            let nothing_to_write =
+                self.writing.is_none() && (self.retry_at.is_some() || !self.batch_is_due());
+            if nothing_to_write {
                 tokio::select! {
                     biased;
                     command = rx.recv() => match command {

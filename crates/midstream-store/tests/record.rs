@@ -384,13 +384,60 @@ async fn a_batch_larger_than_a_statement_lands_whole(store: Store) {
     }
 }
 
+/// A row that arrives while a long batch is being written is committed between two of the
+/// batch's statements, not after the whole batch: its receipt resolves while the flush that
+/// waits for the batch is still pending. The batch stays below the size that makes a batch due
+/// on its own, so the flush is what starts it and is acknowledged only when all of it is written;
+/// at 7.6 MB it takes far longer to write than the 3 ms before the row arrives. (Had the row arrived before the batch started, it
+/// would be written first and the assertion holds as well; it fails only if a row waits for a
+/// whole batch.)
+async fn a_row_does_not_wait_for_a_whole_batch(store: Store) {
+    let recorder = Recorder::spawn(
+        store.clone(),
+        RecorderConfig {
+            flush_interval: Duration::from_secs(60),
+            ..RecorderConfig::default()
+        },
+        &TaskTracker::new(),
+    );
+    let first = uuid::Uuid::now_v7().to_string();
+    assert!(recorder.open(new_stream(&first)).await);
+    let payload = format!(r#"{{"text":"{}"}}"#, "x".repeat(4_000));
+    for seq in 0..1_900 {
+        recorder.event(StreamEvent {
+            stream_id: first.clone(),
+            seq,
+            kind: "intent".into(),
+            at_ms: 0.0,
+            payload: payload.clone(),
+        });
+    }
+    let flush = tokio::spawn({
+        let recorder = recorder.clone();
+        async move { recorder.flush().await }
+    });
+    tokio::time::sleep(Duration::from_millis(3)).await;
+    let late = uuid::Uuid::now_v7().to_string();
+    assert!(recorder.open(new_stream(&late)).await);
+    assert!(
+        !flush.is_finished(),
+        "the row waited for the whole batch of 1,900 events"
+    );
+    assert!(flush.await.expect("flush task"));
+    assert_eq!(
+        store.stream_events(&first).await.expect("events").len(),
+        1_900
+    );
+    assert!(store.stream(&late).await.expect("read").is_some());
+}
+
 macro_rules! on_both_backends {
     ($($name:ident),* $(,)?) => {
         mod sqlite_backend {
-            $(#[tokio::test] async fn $name() { super::$name(super::sqlite("a").await.0).await; })*
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $name() { super::$name(super::sqlite("a").await.0).await; })*
         }
         mod postgres_backend {
-            $(#[tokio::test] async fn $name() { super::$name(super::postgres("a").await.0).await; })*
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $name() { super::$name(super::postgres("a").await.0).await; })*
         }
     };
 }
@@ -398,6 +445,7 @@ macro_rules! on_both_backends {
 on_both_backends!(
     a_stream_round_trips,
     a_batch_larger_than_a_statement_lands_whole,
+    a_row_does_not_wait_for_a_whole_batch,
     intents_and_tool_calls_are_queryable,
     a_bad_record_does_not_block_the_others,
     api_keys_are_hashed_and_revocable,
