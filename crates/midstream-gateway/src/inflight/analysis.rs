@@ -167,13 +167,13 @@ impl StreamAnalysis {
 
     /// Lets this stream continue the conversation with the results of owned tools the model
     /// calls, when `[model_tools] continue = true` (a follow-up request to `route`, built from
-    /// `request`).
-    pub fn allow_continuation(&mut self, route: Route, request: ChatRequest) {
+    /// `request`). Both are copied only when continuing is configured.
+    pub fn allow_continuation(&mut self, route: &Route, request: &ChatRequest) {
         let policy = &self.analyzer.policy;
         if policy.continue_with_results && policy.max_steps > 0 && !policy.owned.is_empty() {
             self.continuation = Some(Continuation {
-                route,
-                request,
+                route: route.clone(),
+                request: request.clone(),
                 steps_left: policy.max_steps,
                 results: Vec::new(),
             });

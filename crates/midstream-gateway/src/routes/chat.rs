@@ -77,7 +77,7 @@ pub async fn completions(
     let mut analysis = state.analyzer.stream(stream_id.clone());
     analysis.scan_prompt(&mut request, &mut record);
     if request.stream {
-        analysis.allow_continuation(route.clone(), request.clone());
+        analysis.allow_continuation(&route, &request);
     }
     let upstream = if analysis.stopped() {
         tracing::info!(stream_id = %stream_id, "a prompt stop rule matched: the upstream is not called");
