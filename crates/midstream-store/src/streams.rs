@@ -258,9 +258,12 @@ impl Batch {
             .collect()
     }
 
-    /// The closes that carry the model's reply (stored as the stream's last message).
-    fn replies(&self) -> Vec<&StreamClose> {
-        self.closes.iter().filter(|c| c.reply.is_some()).collect()
+    /// The model's replies, stored as their streams' last messages: (stream id, position, reply).
+    fn replies(&self) -> Vec<(&str, i32, &NewMessage)> {
+        self.closes
+            .iter()
+            .filter_map(|c| Some((c.stream_id.as_str(), c.reply_position, c.reply.as_ref()?)))
+            .collect()
     }
 }
 
@@ -407,8 +410,12 @@ impl Store {
                     }
                     batch.opens.len()
                 }
-                Table::Messages => {
-                    let messages = batch.messages();
+                Table::Messages | Table::Replies => {
+                    let messages = if part.table == Table::Messages {
+                        batch.messages()
+                    } else {
+                        batch.replies()
+                    };
                     let rows = part.slice(&messages);
                     if !rows.is_empty() {
                         sqlx::QueryBuilder::new(
@@ -548,28 +555,6 @@ impl Store {
                         .await?;
                     }
                     batch.closes.len()
-                }
-                Table::Replies => {
-                    let replies = batch.replies();
-                    let rows = part.slice(&replies);
-                    if !rows.is_empty() {
-                        sqlx::QueryBuilder::new(
-                            "INSERT INTO messages (stream_id, position, role, content, body) ",
-                        )
-                        .push_values(rows, |mut row, c| {
-                            let reply = c.reply.as_ref();
-                            row.push_bind(&c.stream_id)
-                                .push_bind(c.reply_position)
-                                .push_bind(reply.map(|r| r.role.as_str()))
-                                .push_bind(reply.and_then(|r| r.content.as_deref()))
-                                .push_bind(reply.map(|r| r.body.as_str()));
-                        })
-                        .push(" ON CONFLICT (stream_id, position) DO NOTHING")
-                        .build()
-                        .execute(pool)
-                        .await?;
-                    }
-                    replies.len()
                 }
             };
             Ok(part.after(written))

@@ -76,6 +76,17 @@ fn close(id: &str, status: StreamStatus) -> StreamClose {
     }
 }
 
+/// An `intent` event of stream `id`, `seq` ms after its start.
+fn intent_event(id: &str, seq: i64, payload: &str) -> StreamEvent {
+    StreamEvent {
+        stream_id: id.to_owned(),
+        seq,
+        kind: "intent".into(),
+        at_ms: seq as f64,
+        payload: payload.to_owned(),
+    }
+}
+
 fn recorder(store: &Store) -> Recorder {
     Recorder::spawn(
         store.clone(),
@@ -101,22 +112,10 @@ async fn a_stream_round_trips(store: Store) {
         .expect("row exists before any token");
     assert_eq!(row.status, "streaming");
     for seq in 0..3 {
-        recorder.event(StreamEvent {
-            stream_id: id.clone(),
-            seq,
-            kind: "intent".into(),
-            at_ms: seq as f64,
-            payload: format!(r#"{{"n":{seq}}}"#),
-        });
+        recorder.event(intent_event(&id, seq, &format!(r#"{{"n":{seq}}}"#)));
     }
     // A retried event (same seq) must not be duplicated.
-    recorder.event(StreamEvent {
-        stream_id: id.clone(),
-        seq: 1,
-        kind: "intent".into(),
-        at_ms: 1.0,
-        payload: "{}".into(),
-    });
+    recorder.event(intent_event(&id, 1, "{}"));
     recorder.close(close(&id, StreamStatus::Completed));
     assert!(recorder.flush().await);
     let row = store.stream(&id).await.expect("read").expect("row");
@@ -365,13 +364,7 @@ async fn a_batch_larger_than_a_statement_lands_whole(store: Store) {
     }
     for id in &ids {
         for seq in 0..3 {
-            recorder.event(StreamEvent {
-                stream_id: id.clone(),
-                seq,
-                kind: "intent".into(),
-                at_ms: seq as f64,
-                payload: "{}".into(),
-            });
+            recorder.event(intent_event(id, seq, "{}"));
         }
         recorder.close(close(id, StreamStatus::Completed));
     }
@@ -404,13 +397,7 @@ async fn a_row_does_not_wait_for_a_whole_batch(store: Store) {
     assert!(recorder.open(new_stream(&first)).await);
     let payload = format!(r#"{{"text":"{}"}}"#, "x".repeat(4_000));
     for seq in 0..1_900 {
-        recorder.event(StreamEvent {
-            stream_id: first.clone(),
-            seq,
-            kind: "intent".into(),
-            at_ms: 0.0,
-            payload: payload.clone(),
-        });
+        recorder.event(intent_event(&first, seq, &payload));
     }
     let flush = tokio::spawn({
         let recorder = recorder.clone();
@@ -487,13 +474,7 @@ async fn postgres_outage_loses_nothing() {
         .await
         .expect("terminate");
     for seq in 0..50 {
-        recorder.event(StreamEvent {
-            stream_id: id.clone(),
-            seq,
-            kind: "intent".into(),
-            at_ms: 0.0,
-            payload: "{}".into(),
-        });
+        recorder.event(intent_event(&id, seq, "{}"));
     }
     recorder.close(close(&id, StreamStatus::Completed));
     // Let the writer fail at least once while the database is unreachable.
