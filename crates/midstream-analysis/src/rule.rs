@@ -334,41 +334,39 @@ mod tests {
 
     #[test]
     fn options_apply_to_their_pattern_kind() {
-        assert!(problem("[[intent]]\nname = \"x\"\nregex = \"a\"\ncase_insensitive = true\naction = \"emit\"\n")
-            .contains("use (?i) inside the regex"));
-        assert!(
-            problem(
-                "[[intent]]\nname = \"x\"\nregex = \"a\"\nwhole_word = true\naction = \"emit\"\n"
-            )
-            .contains("(?-u:\\b)")
-        );
-        assert!(
-            problem("[[intent]]\nname = \"x\"\nliteral = \"a\"\nmax_len = 3\naction = \"emit\"\n")
-                .contains("`max_len` applies to regex")
-        );
-        assert!(
-            problem("[[intent]]\nname = \"x\"\nregex = \"a\"\nmax_len = 0\naction = \"emit\"\n")
-                .contains("max_len must be between 1 and")
-        );
-        assert!(
-            problem("[[intent]]\nname = \"x\"\nkeywords = []\naction = \"emit\"\n")
-                .contains("at least one")
-        );
-        assert!(
-            problem("[[intent]]\nname = \"x\"\nkeywords = [\"a\", \"\"]\naction = \"emit\"\n")
-                .contains("keyword #2 is empty")
-        );
-        assert!(
-            problem("[[intent]]\nname = \"x\"\nliteral = \"\"\naction = \"emit\"\n")
-                .contains("literal must not be empty")
-        );
+        // (the rule's fields after `[[intent]]`, what the error must say)
+        let cases = [
+            (
+                "name = \"x\"\nregex = \"a\"\ncase_insensitive = true",
+                "use (?i) inside the regex",
+            ),
+            (
+                "name = \"x\"\nregex = \"a\"\nwhole_word = true",
+                "(?-u:\\b)",
+            ),
+            (
+                "name = \"x\"\nliteral = \"a\"\nmax_len = 3",
+                "`max_len` applies to regex",
+            ),
+            (
+                "name = \"x\"\nregex = \"a\"\nmax_len = 0",
+                "max_len must be between 1 and",
+            ),
+            ("name = \"x\"\nkeywords = []", "at least one"),
+            (
+                "name = \"x\"\nkeywords = [\"a\", \"\"]",
+                "keyword #2 is empty",
+            ),
+            ("name = \"x\"\nliteral = \"\"", "literal must not be empty"),
+            ("name = \"x\"\nscope = []\nliteral = \"a\"", "scope"),
+        ];
+        for (fields, expected) in cases {
+            let message = problem(&format!("[[intent]]\n{fields}\naction = \"emit\"\n"));
+            assert!(message.contains(expected), "{fields:?}: {message}");
+        }
         assert!(
             problem("[[intent]]\nname = \"\"\nliteral = \"a\"\naction = \"emit\"\n")
                 .starts_with("intent #1: name")
-        );
-        assert!(
-            problem("[[intent]]\nname = \"x\"\nscope = []\nliteral = \"a\"\naction = \"emit\"\n")
-                .contains("scope")
         );
         assert!(
             problem("[[intent]]\nname = \"x\"\nliteral = \"a\"\naction = { tool = \"\" }\n")

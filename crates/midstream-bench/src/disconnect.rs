@@ -9,14 +9,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use http_body_util::BodyExt;
 use serde::{Deserialize, Serialize};
 use tokio::task::JoinSet;
 
 use crate::body::ChatBody;
-use crate::client::{ClientError, Connection, RequestTemplate, Target};
-use crate::load::Failure;
-use crate::sse::{FrameKind, SseScanner};
+use crate::client::{ClientError, RequestTemplate, Target};
+use crate::load::{Failure, stream_until};
+use crate::sse::FrameKind;
 use crate::stats::{Distribution, Samples};
 
 /// How long to wait for the mock to report every tag after the last client left.
@@ -141,39 +140,18 @@ async fn drop_one(plan: &DisconnectPlan, tag: String) -> Result<Dropped, Failure
         .clone()
         .mock_set("tag", serde_json::Value::String(tag.clone()))
         .to_bytes();
-    let mut connection = Connection::open(plan.template.target()).await?;
-    let started = Instant::now();
-    let response = connection.send(plan.template.request(body)).await?;
-    if response.status() != http::StatusCode::OK {
-        return Err(Failure::Status(response.status().as_u16()));
-    }
-    let mut body = response.into_body();
-    let mut scanner = SseScanner::default();
-    loop {
-        let Some(frame) = body.frame().await else {
-            return Err(Failure::NoDone);
-        };
-        let frame = frame.map_err(ClientError::from)?;
-        let mut content = false;
-        if let Some(data) = frame.data_ref() {
-            scanner
-                .feed(data, |kind| {
-                    content |= kind == (FrameKind::Chunk { content: true });
-                })
-                .map_err(|_| Failure::Framing)?;
-        }
-        if content {
-            let ttft = started.elapsed();
-            // Taken before the close, so the measured delay includes our own close.
-            let at_unix_us = unix_us(SystemTime::now());
-            connection.close().await;
-            return Ok(Dropped {
-                tag,
-                at_unix_us,
-                ttft,
-            });
-        }
-    }
+    let mut opened = stream_until(&plan.template, body, |kind| {
+        kind == (FrameKind::Chunk { content: true })
+    })
+    .await?;
+    // Taken before the close, so the measured delay includes our own close.
+    let at_unix_us = unix_us(SystemTime::now());
+    opened.connection.close().await;
+    Ok(Dropped {
+        tag,
+        at_unix_us,
+        ttft: opened.elapsed,
+    })
 }
 
 /// Polls the mock until it reports every dropped tag or [`REPORT_PATIENCE`] passes.

@@ -11,11 +11,11 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{Semaphore, mpsc, watch};
 use tokio::task::JoinSet;
 
-use crate::client::{Connection, RequestTemplate};
+use crate::client::RequestTemplate;
 use crate::limits::{LimitError, ensure_open_files};
-use crate::load::Failure;
+use crate::load::{Failure, OpenedStream, stream_until};
 use crate::procfs::{self, CpuWatch, ProcError};
-use crate::sse::{FrameKind, SseScanner};
+use crate::sse::FrameKind;
 
 /// Descriptors this process needs besides one per stream (runtime, stdio, /proc reads).
 const SPARE_FILES: u64 = 64;
@@ -175,11 +175,21 @@ async fn hold_one(
     mut close: watch::Receiver<bool>,
 ) -> Ended {
     let permit = opening.acquire_owned().await;
-    let open = tokio::time::timeout(plan.open_timeout, open_one(plan))
-        .await
-        .unwrap_or(Err(Failure::Timeout));
+    let open = tokio::time::timeout(
+        plan.open_timeout,
+        stream_until(&plan.template, plan.body.clone(), |kind| {
+            !matches!(kind, FrameKind::Comment)
+        }),
+    )
+    .await
+    .unwrap_or(Err(Failure::Timeout));
     drop(permit);
-    let (mut connection, mut body, mut scanner) = match open {
+    let OpenedStream {
+        mut connection,
+        mut body,
+        mut scanner,
+        ..
+    } = match open {
         Ok(open) => {
             let _ = opened.send(Ok(())).await;
             open
@@ -205,35 +215,4 @@ async fn hold_one(
     };
     connection.close().await;
     ended
-}
-
-type OpenStream = (Connection, hyper::body::Incoming, SseScanner);
-
-async fn open_one(plan: &IdlePlan) -> Result<OpenStream, Failure> {
-    let mut connection = Connection::open(plan.template.target()).await?;
-    let response = connection
-        .send(plan.template.request(plan.body.clone()))
-        .await?;
-    if response.status() != http::StatusCode::OK {
-        return Err(Failure::Status(response.status().as_u16()));
-    }
-    let mut body = response.into_body();
-    let mut scanner = SseScanner::default();
-    loop {
-        let Some(frame) = body.frame().await else {
-            return Err(Failure::NoDone);
-        };
-        let frame = frame.map_err(crate::client::ClientError::from)?;
-        let mut first_data = false;
-        if let Some(data) = frame.data_ref() {
-            scanner
-                .feed(data, |kind| {
-                    first_data |= !matches!(kind, FrameKind::Comment);
-                })
-                .map_err(|_| Failure::Framing)?;
-        }
-        if first_data {
-            return Ok((connection, body, scanner));
-        }
-    }
 }

@@ -173,6 +173,55 @@ async fn client(plan: Arc<LoadPlan>, next: Arc<AtomicUsize>) -> LoadResults {
     results
 }
 
+/// A stream read up to the frame a caller waited for, still open.
+pub struct OpenedStream {
+    /// The connection carrying it.
+    pub connection: Connection,
+    /// The rest of its body.
+    pub body: hyper::body::Incoming,
+    /// The framing state after that frame.
+    pub scanner: SseScanner,
+    /// From sending the request to that frame.
+    pub elapsed: Duration,
+}
+
+/// Sends a request with `body` on a new connection and reads its SSE frames until one for
+/// which `wanted` is true (the idle and disconnect modes: "stream open", "first token").
+pub async fn stream_until(
+    template: &RequestTemplate,
+    body: Bytes,
+    wanted: impl Fn(FrameKind) -> bool,
+) -> Result<OpenedStream, Failure> {
+    let mut connection = Connection::open(template.target()).await?;
+    let started = Instant::now();
+    let response = connection.send(template.request(body)).await?;
+    if response.status() != http::StatusCode::OK {
+        return Err(Failure::Status(response.status().as_u16()));
+    }
+    let mut body = response.into_body();
+    let mut scanner = SseScanner::default();
+    loop {
+        let Some(frame) = body.frame().await else {
+            return Err(Failure::NoDone);
+        };
+        let frame = frame.map_err(ClientError::from)?;
+        let mut found = false;
+        if let Some(data) = frame.data_ref() {
+            scanner
+                .feed(data, |kind| found |= wanted(kind))
+                .map_err(|_| Failure::Framing)?;
+        }
+        if found {
+            return Ok(OpenedStream {
+                connection,
+                body,
+                scanner,
+                elapsed: started.elapsed(),
+            });
+        }
+    }
+}
+
 /// Why one stream failed.
 #[derive(Debug)]
 pub enum Failure {

@@ -32,6 +32,7 @@ mod stats;
 mod summary;
 mod tool_latency;
 
+use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -189,9 +190,10 @@ async fn idle(args: IdleArgs) -> Result<Outcome, RunError> {
         error_lines(&report.errors_by_kind),
     );
     emit(&table, &report, args.target.json.as_deref())?;
-    let failed = report.errors_by_kind.values().sum::<u64>()
-        + u64::try_from(report.closed_during_hold).unwrap_or(u64::MAX);
-    Ok(outcome(failed))
+    Ok(outcome(failures(
+        &report.errors_by_kind,
+        report.closed_during_hold,
+    )))
 }
 
 async fn disconnect(args: DisconnectArgs) -> Result<Outcome, RunError> {
@@ -221,9 +223,10 @@ async fn disconnect(args: DisconnectArgs) -> Result<Outcome, RunError> {
     }
     table.push_str(&error_lines(&report.errors_by_kind));
     emit(&table, &report, args.target.json.as_deref())?;
-    let failed = report.errors_by_kind.values().sum::<u64>()
-        + u64::try_from(report.upstream_not_closed).unwrap_or(u64::MAX);
-    Ok(outcome(failed))
+    Ok(outcome(failures(
+        &report.errors_by_kind,
+        report.upstream_not_closed,
+    )))
 }
 
 async fn tool_latency(args: ToolLatencyArgs) -> Result<Outcome, RunError> {
@@ -287,6 +290,15 @@ fn chat_body(target: &TargetArgs) -> Result<ChatBody, RunError> {
         },
     };
     Ok(ChatBody::new(extra.as_ref()))
+}
+
+/// Failed streams by kind plus the streams that broke the mode's own promise (ended during the
+/// hold, upstream never closed).
+fn failures(errors_by_kind: &BTreeMap<String, u64>, broken: usize) -> u64 {
+    errors_by_kind
+        .values()
+        .sum::<u64>()
+        .saturating_add(u64::try_from(broken).unwrap_or(u64::MAX))
 }
 
 fn outcome(failed: u64) -> Outcome {

@@ -384,8 +384,8 @@ impl Writer {
             Err(error) if self.store.ping().await.is_ok() => {
                 tracing::warn!(%error, "batch rejected by a healthy database; writing record by record");
                 if let Some(writing) = self.writing.take() {
-                    let acks = self.write_one_by_one(writing).await;
-                    acknowledge(acks);
+                    self.write_one_by_one(writing.batch).await;
+                    acknowledge(writing.flush_acks);
                 }
                 true
             }
@@ -438,9 +438,7 @@ impl Writer {
     }
 
     /// Isolates the record a healthy database refuses, so the others are still written.
-    /// Returns the flush acknowledgements the batch carried.
-    async fn write_one_by_one(&self, writing: Writing) -> Vec<oneshot::Sender<()>> {
-        let batch = writing.batch;
+    async fn write_one_by_one(&self, batch: Batch) {
         let singles = batch
             .opens
             .into_iter()
@@ -470,7 +468,6 @@ impl Writer {
                 tracing::error!(%error, "the database rejected a record; it is dropped");
             }
         }
-        writing.flush_acks
     }
 }
 

@@ -68,13 +68,11 @@ impl Analyzer {
 
     /// The analysis of one stream.
     pub fn stream(&self, stream_id: Arc<str>) -> StreamAnalysis {
-        let scans_output = self.detector.has_rules(Scope::Output);
         let model =
             (!self.policy.owned.is_empty()).then(|| ModelCalls::new(self.policy.owned.clone()));
         StreamAnalysis {
             analyzer: self.clone(),
             stream_id,
-            scans_output,
             scanner: None,
             scan: ScanOutput::default(),
             tools: None,
@@ -119,9 +117,8 @@ pub enum Forward {
 pub struct StreamAnalysis {
     analyzer: Analyzer,
     stream_id: Arc<str>,
-    /// Whether output rules exist. The scanner itself (with its lazy-DFA cache, tens of KB) is
-    /// made on the first content byte, so a stream that is still waiting costs nothing here.
-    scans_output: bool,
+    /// The output scanner (with its lazy-DFA cache, tens of KB), made on the first content
+    /// byte if there are output rules, so a stream that is still waiting costs nothing here.
     scanner: Option<Scanner>,
     /// Reused for every chunk: no allocation per chunk once warm.
     scan: ScanOutput,
@@ -196,11 +193,7 @@ impl StreamAnalysis {
     ) -> Forward {
         let mut forward = Forward::Unchanged;
         if let Some(text) = content {
-            match output_scanner(
-                &mut self.scanner,
-                self.scans_output,
-                &self.analyzer.detector,
-            ) {
+            match output_scanner(&mut self.scanner, &self.analyzer.detector) {
                 None => record.content(text),
                 Some(scanner) => {
                     self.scan.clear();
@@ -269,11 +262,7 @@ impl StreamAnalysis {
         record: &mut StreamRecord,
     ) -> Option<Bytes> {
         let text = content.unwrap_or_default();
-        let Some(scanner) = output_scanner(
-            &mut self.scanner,
-            self.scans_output,
-            &self.analyzer.detector,
-        ) else {
+        let Some(scanner) = output_scanner(&mut self.scanner, &self.analyzer.detector) else {
             record.content(text);
             return None;
         };
@@ -576,10 +565,9 @@ impl StreamAnalysis {
 /// borrowing its other fields).
 fn output_scanner<'a>(
     slot: &'a mut Option<Scanner>,
-    scans_output: bool,
     detector: &Arc<Detector>,
 ) -> Option<&'a mut Scanner> {
-    if scans_output && slot.is_none() {
+    if slot.is_none() && detector.has_rules(Scope::Output) {
         *slot = Some(Scanner::new(Arc::clone(detector), Scope::Output));
     }
     slot.as_mut()
