@@ -220,8 +220,10 @@ impl Pending {
     /// Hands the batch, and the flushes it answers, to a [`Writing`]; what arrives from now on
     /// waits for the next batch.
     fn take_batch(&mut self) -> Writing {
+        let mut batch = std::mem::take(&mut self.batch);
+        batch.keep_latest_tool_calls();
         Writing {
-            batch: std::mem::take(&mut self.batch),
+            batch,
             next: BatchPart::FIRST,
             flush_acks: std::mem::take(&mut self.flush_acks),
             oldest: self.oldest.take(),

@@ -2,7 +2,6 @@
 //! [`Recorder`](crate::Recorder) and read back for `GET /v1/streams/{id}`.
 
 use std::collections::HashMap;
-use std::collections::hash_map::Entry;
 
 use serde::Serialize;
 
@@ -216,20 +215,26 @@ impl Batch {
     }
 
     /// A call's later state replaces its earlier one: one row per call per batch, so the
-    /// multi-row upsert never touches a row twice (PostgreSQL refuses that).
-    fn latest_tool_calls(&self) -> Vec<&ToolCallRecord> {
-        let mut latest: Vec<&ToolCallRecord> = Vec::with_capacity(self.tool_calls.len());
-        let mut index: HashMap<(&str, &str), usize> = HashMap::with_capacity(self.tool_calls.len());
-        for call in &self.tool_calls {
-            match index.entry((call.stream_id.as_str(), call.call_id.as_str())) {
-                Entry::Occupied(at) => latest[*at.get()] = call,
-                Entry::Vacant(slot) => {
-                    slot.insert(latest.len());
-                    latest.push(call);
-                }
-            }
-        }
-        latest
+    /// multi-row upsert never touches a row twice (PostgreSQL refuses that). Done once, when
+    /// the recorder hands a batch to the writer.
+    pub fn keep_latest_tool_calls(&mut self) {
+        let last: HashMap<(&str, &str), usize> = self
+            .tool_calls
+            .iter()
+            .enumerate()
+            .map(|(at, call)| ((call.stream_id.as_str(), call.call_id.as_str()), at))
+            .collect();
+        let keep: Vec<bool> = self
+            .tool_calls
+            .iter()
+            .enumerate()
+            .map(|(at, call)| {
+                last.get(&(call.stream_id.as_str(), call.call_id.as_str())) == Some(&at)
+            })
+            .collect();
+        drop(last);
+        let mut keep = keep.into_iter();
+        self.tool_calls.retain(|_| keep.next().unwrap_or(true));
     }
 
     pub fn is_empty(&self) -> bool {
@@ -246,24 +251,20 @@ impl Batch {
     }
 
     /// The request messages of the new streams: (stream id, position, message).
-    fn messages(&self) -> Vec<(&str, i32, &NewMessage)> {
-        self.opens
-            .iter()
-            .flat_map(|s| {
-                s.messages
-                    .iter()
-                    .zip(0..)
-                    .map(|(m, position)| (s.id.as_str(), position, m))
-            })
-            .collect()
+    fn messages(&self) -> impl Iterator<Item = (&str, i32, &NewMessage)> {
+        self.opens.iter().flat_map(|s| {
+            s.messages
+                .iter()
+                .zip(0..)
+                .map(|(m, position)| (s.id.as_str(), position, m))
+        })
     }
 
     /// The model's replies, stored as their streams' last messages: (stream id, position, reply).
-    fn replies(&self) -> Vec<(&str, i32, &NewMessage)> {
+    fn replies(&self) -> impl Iterator<Item = (&str, i32, &NewMessage)> {
         self.closes
             .iter()
             .filter_map(|c| Some((c.stream_id.as_str(), c.reply_position, c.reply.as_ref()?)))
-            .collect()
     }
 }
 
@@ -299,6 +300,11 @@ impl BatchPart {
         table: Table::Streams,
         from: 0,
     };
+
+    /// This part's records of a table whose records are derived (`records` yields them all).
+    fn take<I: Iterator>(&self, records: I) -> Vec<I::Item> {
+        records.skip(self.from).take(ROWS_PER_STATEMENT).collect()
+    }
 
     /// This part's records of a table's `records`.
     fn slice<'a, T>(&self, records: &'a [T]) -> &'a [T] {
@@ -411,19 +417,18 @@ impl Store {
                     batch.opens.len()
                 }
                 Table::Messages | Table::Replies => {
-                    let messages = if part.table == Table::Messages {
-                        batch.messages()
+                    let (rows, len) = if part.table == Table::Messages {
+                        (part.take(batch.messages()), batch.messages().count())
                     } else {
-                        batch.replies()
+                        (part.take(batch.replies()), batch.replies().count())
                     };
-                    let rows = part.slice(&messages);
                     if !rows.is_empty() {
                         sqlx::QueryBuilder::new(
                             "INSERT INTO messages (stream_id, position, role, content, body) ",
                         )
                         .push_values(rows, |mut row, (stream_id, position, m)| {
-                            row.push_bind(*stream_id)
-                                .push_bind(*position)
+                            row.push_bind(stream_id)
+                                .push_bind(position)
                                 .push_bind(&m.role)
                                 .push_bind(&m.content)
                                 .push_bind(&m.body);
@@ -433,7 +438,7 @@ impl Store {
                         .execute(pool)
                         .await?;
                     }
-                    messages.len()
+                    len
                 }
                 Table::Events => {
                     let events = part.slice(&batch.events);
@@ -481,8 +486,7 @@ impl Store {
                     batch.intents.len()
                 }
                 Table::ToolCalls => {
-                    let latest = batch.latest_tool_calls();
-                    let calls = part.slice(&latest);
+                    let calls = part.slice(&batch.tool_calls);
                     if !calls.is_empty() {
                         sqlx::QueryBuilder::new(
                             "INSERT INTO tool_calls (stream_id, call_id, tool, source, intent_id, \
@@ -516,7 +520,7 @@ impl Store {
                         .execute(pool)
                         .await?;
                     }
-                    latest.len()
+                    batch.tool_calls.len()
                 }
                 // Set-based: one UPDATE for many streams instead of one per stream (each
                 // statement is a round trip to the database).
