@@ -141,7 +141,8 @@ struct Redaction {
 struct Tentative {
     start: u64,
     byte: u8,
-    look_behind: Option<u8>,
+    /// The run's state after `byte`.
+    state: StateID,
 }
 
 /// Per-stream guard state.
@@ -167,13 +168,11 @@ impl GuardState {
 
     /// The earliest start of a live run, if any.
     pub(crate) fn earliest_run(&self) -> Option<u64> {
-        let runs = self.runs.iter().map(|run| run.start).min();
-        match self.tentative {
-            Some(tentative) => {
-                Some(runs.map_or(tentative.start, |start| start.min(tentative.start)))
-            }
-            None => runs,
-        }
+        self.runs
+            .iter()
+            .map(|run| run.start)
+            .chain(self.tentative.map(|tentative| tentative.start))
+            .min()
     }
 
     /// Advances every run over the byte at `position`, drops the ones with no future, and
@@ -204,9 +203,7 @@ impl GuardState {
         }
         if let Some(tentative) = self.tentative.take()
             && automaton.may_start_pair(tentative.byte, byte)
-            && let Some(first) =
-                automaton.advance(automaton.start(tentative.look_behind), tentative.byte)
-            && let Some(state) = automaton.advance(first, byte)
+            && let Some(state) = automaton.advance(tentative.state, byte)
             && position < tentative.start + automaton.bound
         {
             self.runs.push(Run {
@@ -217,14 +214,12 @@ impl GuardState {
         // The byte filter is cheap; the DFA step also honours look-behind, so a pattern that
         // begins with a word boundary holds nothing back in the middle of a word.
         if automaton.may_start(byte)
-            && automaton
-                .advance(automaton.start(look_behind), byte)
-                .is_some()
+            && let Some(state) = automaton.advance(automaton.start(look_behind), byte)
         {
             self.tentative = Some(Tentative {
                 start: position,
                 byte,
-                look_behind,
+                state,
             });
         }
     }
