@@ -336,6 +336,48 @@ async fn a_client_that_disconnects_cancels_the_upstream_and_the_record_says_canc
     assert_eq!(status, "cancelled");
 }
 
+/// Plain-HTTP upstream connections are pooled by the gateway itself (`upstream::driven`).
+#[tokio::test]
+async fn upstream_connections_are_reused_replaced_when_closed_and_dropped_with_their_client() {
+    let mock = MockUpstream::start().await;
+    let app = app_with(&mock).await;
+    let stream_through = |scenario: Scenario, expected: &'static str| {
+        mock.push(scenario);
+        let app = &app;
+        async move {
+            let response = app.chat(&stream_request()).await;
+            assert_eq!(response.status(), 200);
+            assert_eq!(collect_sse(response).await.content(), expected);
+        }
+    };
+    for _ in 0..3 {
+        stream_through(Scenario::text(["Hello", " again"]), "Hello again").await;
+    }
+    assert_eq!(mock.accepted_connections(), 1, "one connection, reused");
+
+    // The upstream closes each connection after its response: the first reuses the pooled
+    // connection, the next two find theirs closed and open new ones.
+    for _ in 0..3 {
+        stream_through(Scenario::text(["Bye"]).header("connection", "close"), "Bye").await;
+    }
+    stream_through(Scenario::text(["Back"]), "Back").await;
+    assert_eq!(mock.accepted_connections(), 4);
+
+    // A client that leaves mid-stream takes its upstream connection with it.
+    let pieces: Vec<String> = (0..400).map(|i| format!("t{i} ")).collect();
+    mock.push(Scenario::text(pieces).delay(Duration::from_millis(5)));
+    let mut reader = midstream_testkit::SseReader::new(app.chat(&stream_request()).await);
+    reader.next_frame().await.expect("frame").expect("ok");
+    drop(reader);
+    assert!(mock.wait_for_early_disconnect(Duration::from_secs(5)).await);
+    stream_through(Scenario::text(["Fresh"]), "Fresh").await;
+    assert_eq!(
+        mock.accepted_connections(),
+        5,
+        "the cut stream's connection was not pooled"
+    );
+}
+
 #[tokio::test]
 async fn streams_are_recorded_in_postgres_too() {
     let mock = MockUpstream::start().await;

@@ -2,6 +2,8 @@
 
 use std::io;
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use axum::Router;
 use axum::serve::ListenerExt;
@@ -16,6 +18,7 @@ use tokio_util::sync::{CancellationToken, DropGuard};
 #[derive(Debug)]
 pub(crate) struct RunningServer {
     addr: SocketAddr,
+    accepted: Arc<AtomicUsize>,
     _stop_on_drop: DropGuard,
 }
 
@@ -29,7 +32,10 @@ impl RunningServer {
     pub(crate) async fn bind(addr: SocketAddr, router: Router) -> io::Result<Self> {
         let listener = TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
-        let listener = listener.tap_io(|tcp| {
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let counter = Arc::clone(&accepted);
+        let listener = listener.tap_io(move |tcp| {
+            counter.fetch_add(1, Ordering::Relaxed);
             if let Err(error) = tcp.set_nodelay(true) {
                 tracing::warn!(%error, "cannot set TCP_NODELAY on a mock connection");
             }
@@ -48,6 +54,7 @@ impl RunningServer {
         });
         Ok(Self {
             addr,
+            accepted,
             _stop_on_drop: stop.drop_guard(),
         })
     }
@@ -55,5 +62,10 @@ impl RunningServer {
     /// The address actually bound.
     pub(crate) fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// How many connections were accepted so far.
+    pub(crate) fn accepted_connections(&self) -> usize {
+        self.accepted.load(Ordering::Relaxed)
     }
 }

@@ -1,13 +1,19 @@
-//! An OpenAI-compatible HTTP upstream, through `reqwest` (rustls).
+//! An OpenAI-compatible HTTP upstream: chat completions to `http://` upstreams over
+//! connections their streams drive ([`super::driven`]), everything else through `reqwest`
+//! (rustls, HTTP/2 by ALPN).
 
+use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::StreamExt;
-use http::{HeaderMap, HeaderName, header};
+use http::{HeaderMap, HeaderName, HeaderValue, Request, StatusCode, header};
+use http_body_util::Full;
 
-use super::{ErrorReply, UpstreamError, UpstreamResponse};
-use crate::config::{Secret, UpstreamConfig};
+use super::driven::DrivenClient;
+use super::{ErrorReply, UpstreamBody, UpstreamError, UpstreamResponse};
+use crate::config::{Secret, Timeouts, UpstreamConfig};
 
 /// Largest upstream error body kept (to pass through or quote).
 const MAX_ERROR_BODY: usize = 64 * 1024;
@@ -32,6 +38,9 @@ pub struct HttpUpstream {
     models_url: String,
     api_key: Option<Secret>,
     client: reqwest::Client,
+    /// Set for `http://` upstreams unless a proxy is configured in the environment (reqwest
+    /// honours `HTTP_PROXY`, `ALL_PROXY` and `NO_PROXY`; the driven connections do not).
+    driven: Option<Arc<DrivenClient>>,
     headers_timeout: Duration,
 }
 
@@ -40,15 +49,23 @@ impl HttpUpstream {
     pub fn new(
         config: &UpstreamConfig,
         client: reqwest::Client,
-        headers_timeout: Duration,
+        timeouts: &Timeouts,
     ) -> HttpUpstream {
+        let completions_url = format!("{}/chat/completions", config.base_url);
+        let driven = completions_url
+            .parse::<http::Uri>()
+            .ok()
+            .filter(|_| !proxied_by_environment())
+            .and_then(|url| DrivenClient::for_url(&url, timeouts.upstream_connect))
+            .map(Arc::new);
         HttpUpstream {
             name: config.name.clone(),
-            completions_url: format!("{}/chat/completions", config.base_url),
+            completions_url,
             models_url: format!("{}/models", config.base_url),
             api_key: config.api_key.clone(),
             client,
-            headers_timeout,
+            driven,
+            headers_timeout: timeouts.upstream_headers,
         }
     }
 
@@ -64,68 +81,129 @@ impl HttpUpstream {
         body: Vec<u8>,
         stream: bool,
     ) -> Result<UpstreamResponse, UpstreamError> {
-        let accept = if stream {
+        let accept = HeaderValue::from_static(if stream {
             "text/event-stream"
         } else {
             "application/json"
+        });
+        let Some(driven) = &self.driven else {
+            let request = self
+                .client
+                .post(&self.completions_url)
+                .header(header::CONTENT_TYPE, "application/json")
+                .header(header::ACCEPT, accept)
+                .body(body);
+            return self.send(request).await;
         };
-        let request = self
-            .client
-            .post(&self.completions_url)
-            .header(header::CONTENT_TYPE, "application/json")
-            .header(header::ACCEPT, accept)
-            .body(body);
-        let (status, headers, response) = self.send(request).await?;
-        let body = response
-            .bytes_stream()
-            .map(|chunk| chunk.map_err(|e| UpstreamError::Body(error_chain(&e))));
-        Ok(UpstreamResponse {
-            status,
-            headers,
-            body: Box::pin(body),
-        })
+        let request = self.driven_request(driven, accept, body)?;
+        let response = self
+            .within_headers_timeout(driven.send(request))
+            .await?
+            .map_err(|e| self.connect_error(&*e))?;
+        let (parts, body) = response.into_parts();
+        let body = body.map(|chunk| chunk.map_err(|e| UpstreamError::Body(error_chain(&e))));
+        self.accepted(parts.status, passed_headers(&parts.headers), Box::pin(body))
+            .await
     }
 
     /// The upstream's own model list (`GET /models`), passed through by `/v1/models`.
     pub async fn models(&self) -> Result<serde_json::Value, UpstreamError> {
-        let (_, _, response) = self.send(self.client.get(&self.models_url)).await?;
-        let body = bounded_body(response).await;
+        let response = self.send(self.client.get(&self.models_url)).await?;
+        let body = bounded_body(response.body).await;
         serde_json::from_slice(&body)
             .map_err(|e| UpstreamError::Body(format!("invalid model list: {e}")))
     }
 
-    /// Sends with the upstream's key, bounded by the headers timeout; a non-2xx status becomes
-    /// [`UpstreamError::Status`] with the (bounded) body.
+    /// A chat request for the driven connections, with the upstream's key.
+    fn driven_request(
+        &self,
+        driven: &DrivenClient,
+        accept: HeaderValue,
+        body: Vec<u8>,
+    ) -> Result<Request<Full<Bytes>>, UpstreamError> {
+        let mut request = driven
+            .post()
+            .header(header::CONTENT_TYPE, "application/json")
+            .header(header::ACCEPT, accept);
+        if let Some(key) = &self.api_key {
+            let mut value = HeaderValue::try_from(format!("Bearer {}", key.expose()))
+                .map_err(|e| self.connect_error(&e))?;
+            value.set_sensitive(true);
+            request = request.header(header::AUTHORIZATION, value);
+        }
+        request
+            .body(Full::new(Bytes::from(body)))
+            .map_err(|e| self.connect_error(&e))
+    }
+
+    /// Sends through reqwest with the upstream's key, bounded by the headers timeout.
     async fn send(
         &self,
         mut request: reqwest::RequestBuilder,
-    ) -> Result<(http::StatusCode, HeaderMap, reqwest::Response), UpstreamError> {
+    ) -> Result<UpstreamResponse, UpstreamError> {
         if let Some(key) = &self.api_key {
             request = request.bearer_auth(key.expose());
         }
-        let response = tokio::time::timeout(self.headers_timeout, request.send())
+        let response = self
+            .within_headers_timeout(request.send())
+            .await?
+            .map_err(|e| self.connect_error(&e))?;
+        let status = response.status();
+        let headers = passed_headers(response.headers());
+        let body = response
+            .bytes_stream()
+            .map(|chunk| chunk.map_err(|e| UpstreamError::Body(error_chain(&e))));
+        self.accepted(status, headers, Box::pin(body)).await
+    }
+
+    /// A 2xx response (with the headers worth passing on) as it goes on; any other status becomes [`UpstreamError::Status`] with
+    /// the (bounded) body.
+    async fn accepted(
+        &self,
+        status: StatusCode,
+        headers: HeaderMap,
+        body: UpstreamBody,
+    ) -> Result<UpstreamResponse, UpstreamError> {
+        if !status.is_success() {
+            return Err(UpstreamError::Status(Box::new(ErrorReply {
+                upstream: self.name.clone(),
+                status,
+                body: bounded_body(body).await,
+                headers,
+            })));
+        }
+        Ok(UpstreamResponse {
+            status,
+            headers,
+            body,
+        })
+    }
+
+    async fn within_headers_timeout<T>(
+        &self,
+        response: impl Future<Output = T>,
+    ) -> Result<T, UpstreamError> {
+        tokio::time::timeout(self.headers_timeout, response)
             .await
             .map_err(|_| UpstreamError::Timeout {
                 upstream: self.name.clone(),
                 seconds: self.headers_timeout.as_secs(),
-            })?
-            .map_err(|e| UpstreamError::Connect {
-                upstream: self.name.clone(),
-                detail: error_chain(&e),
-            })?;
-        let status = response.status();
-        let headers = passed_headers(response.headers());
-        if !status.is_success() {
-            let body = bounded_body(response).await;
-            return Err(UpstreamError::Status(Box::new(ErrorReply {
-                upstream: self.name.clone(),
-                status,
-                body,
-                headers,
-            })));
-        }
-        Ok((status, headers, response))
+            })
     }
+
+    fn connect_error(&self, error: &dyn std::error::Error) -> UpstreamError {
+        UpstreamError::Connect {
+            upstream: self.name.clone(),
+            detail: error_chain(error),
+        }
+    }
+}
+
+/// Whether reqwest would send plain-HTTP requests through a proxy named in the environment.
+fn proxied_by_environment() -> bool {
+    ["HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"]
+        .iter()
+        .any(|name| std::env::var_os(name).is_some_and(|value| !value.is_empty()))
 }
 
 fn passed_headers(headers: &HeaderMap) -> HeaderMap {
@@ -138,10 +216,9 @@ fn passed_headers(headers: &HeaderMap) -> HeaderMap {
         .collect()
 }
 
-/// Reads at most [`MAX_ERROR_BODY`] bytes of an error response.
-async fn bounded_body(response: reqwest::Response) -> Bytes {
+/// Reads at most [`MAX_ERROR_BODY`] bytes of a response.
+async fn bounded_body(mut stream: UpstreamBody) -> Bytes {
     let mut body = Vec::new();
-    let mut stream = response.bytes_stream();
     while let Some(Ok(chunk)) = stream.next().await {
         let room = MAX_ERROR_BODY.saturating_sub(body.len());
         body.extend_from_slice(&chunk[..chunk.len().min(room)]);

@@ -7,6 +7,7 @@
 //! backoff, which would hide rate limits from the client and hold streams open).
 
 pub mod demo;
+mod driven;
 mod http;
 
 use std::collections::HashMap;
@@ -187,7 +188,7 @@ impl Router {
             Arc::new(Upstream::Http(HttpUpstream::new(
                 u,
                 client.clone(),
-                config.timeouts.upstream_headers,
+                &config.timeouts,
             )))
         };
         let default = config

@@ -221,6 +221,12 @@ impl MockUpstream {
         self.state.chat_requests.load(Ordering::Relaxed)
     }
 
+    /// How many connections the mock accepted (a client that reuses its connections opens
+    /// one per concurrent request).
+    pub fn accepted_connections(&self) -> usize {
+        self.server.accepted_connections()
+    }
+
     /// How many responses were dropped by the peer before they finished.
     pub fn early_disconnects(&self) -> usize {
         self.state.disconnects.count()
