@@ -336,6 +336,35 @@ async fn a_client_that_disconnects_cancels_the_upstream_and_the_record_says_canc
     assert_eq!(status, "cancelled");
 }
 
+/// With a proxy configured, chat requests take the shared client (reqwest), which honours it.
+/// The proxy named here is the mock itself: whether reqwest reads it or not (it reads the
+/// process environment, not the gateway's configuration), the mock answers.
+#[tokio::test]
+async fn with_a_proxy_configured_streams_and_errors_pass_through_the_shared_client() {
+    let mock = MockUpstream::start().await;
+    let app = TestApp::builder()
+        .upstream(mock.base_url())
+        .env("HTTP_PROXY", mock.base_url())
+        .start()
+        .await;
+    let name = "text-long";
+    mock.push(Scenario::fixture(name).split(Split::Bytes(7)));
+    let response = app.chat(&stream_request()).await;
+    assert_eq!(response.status(), 200);
+    let collected = collect_sse(response).await;
+    assert_eq!(
+        collected.raw,
+        fixture_bytes(name).expect("fixture").to_vec()
+    );
+
+    let body = json!({"error": {"message": "slow down", "type": "x", "code": null, "param": null}});
+    mock.push(Scenario::status(429, body.clone()).header("retry-after", "3"));
+    let response = app.chat(&stream_request()).await;
+    assert_eq!(response.status(), 429);
+    assert_eq!(response.headers()["retry-after"], "3");
+    assert_eq!(response.json::<Value>().await.expect("json"), body);
+}
+
 /// Plain-HTTP upstream connections are pooled by the gateway itself (`upstream::driven`).
 #[tokio::test]
 async fn upstream_connections_are_reused_replaced_when_closed_and_dropped_with_their_client() {

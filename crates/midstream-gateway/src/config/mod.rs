@@ -127,6 +127,10 @@ pub struct Upstreams {
     pub default: Option<UpstreamConfig>,
     /// From `[upstreams.NAME]` in `midstream.toml`.
     pub named: BTreeMap<String, UpstreamConfig>,
+    /// `HTTP_PROXY` or `ALL_PROXY` (either case) is set: plain-HTTP chat requests then go
+    /// through reqwest, which honours them (and `NO_PROXY`), instead of the connections the
+    /// streams drive themselves.
+    pub proxied: bool,
 }
 
 /// Where an alias sends a request.
@@ -424,7 +428,14 @@ fn upstreams(env: &dyn Env, file: &FileConfig) -> Result<Upstreams, ConfigError>
             },
         );
     }
-    Ok(Upstreams { default, named })
+    let proxied = ["HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"]
+        .iter()
+        .any(|key| env.get(key).is_some());
+    Ok(Upstreams {
+        default,
+        named,
+        proxied,
+    })
 }
 
 /// Accepts `http(s)://host[:port][/path]`, trimming a trailing slash so paths join cleanly.
@@ -531,6 +542,24 @@ mod tests {
         assert!(config.upstreams.default.is_none());
         assert_eq!(config.log_format, LogFormat::Pretty);
         assert_eq!(config.recorder.flush_interval, Duration::from_millis(250));
+    }
+
+    #[test]
+    fn a_proxy_in_the_environment_is_noticed_in_either_case() {
+        for key in ["HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"] {
+            let config =
+                load(&[("MIDSTREAM_CONFIG", ""), (key, "http://proxy:3128")]).expect("valid");
+            assert!(config.upstreams.proxied, "{key}");
+        }
+        let config = load(&[
+            ("MIDSTREAM_CONFIG", ""),
+            ("HTTPS_PROXY", "http://proxy:3128"),
+        ])
+        .expect("valid");
+        assert!(
+            !config.upstreams.proxied,
+            "HTTPS_PROXY does not apply to http:// upstreams"
+        );
     }
 
     #[test]

@@ -13,7 +13,7 @@ use http_body_util::Full;
 
 use super::driven::DrivenClient;
 use super::{ErrorReply, UpstreamBody, UpstreamError, UpstreamResponse};
-use crate::config::{Secret, Timeouts, UpstreamConfig};
+use crate::config::{Secret, Timeouts, UpstreamConfig, Upstreams};
 
 /// Largest upstream error body kept (to pass through or quote).
 const MAX_ERROR_BODY: usize = 64 * 1024;
@@ -38,8 +38,7 @@ pub struct HttpUpstream {
     models_url: String,
     api_key: Option<Secret>,
     client: reqwest::Client,
-    /// Set for `http://` upstreams unless a proxy is configured in the environment (reqwest
-    /// honours `HTTP_PROXY`, `ALL_PROXY` and `NO_PROXY`; the driven connections do not).
+    /// Set for `http://` upstreams unless a proxy is configured (see [`Upstreams::proxied`]).
     driven: Option<Arc<DrivenClient>>,
     headers_timeout: Duration,
 }
@@ -48,6 +47,7 @@ impl HttpUpstream {
     /// An upstream using the shared client.
     pub fn new(
         config: &UpstreamConfig,
+        upstreams: &Upstreams,
         client: reqwest::Client,
         timeouts: &Timeouts,
     ) -> HttpUpstream {
@@ -55,7 +55,7 @@ impl HttpUpstream {
         let driven = completions_url
             .parse::<http::Uri>()
             .ok()
-            .filter(|_| !proxied_by_environment())
+            .filter(|_| !upstreams.proxied)
             .and_then(|url| DrivenClient::for_url(&url, timeouts.upstream_connect))
             .map(Arc::new);
         HttpUpstream {
@@ -197,13 +197,6 @@ impl HttpUpstream {
             detail: error_chain(error),
         }
     }
-}
-
-/// Whether reqwest would send plain-HTTP requests through a proxy named in the environment.
-fn proxied_by_environment() -> bool {
-    ["HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"]
-        .iter()
-        .any(|name| std::env::var_os(name).is_some_and(|value| !value.is_empty()))
 }
 
 fn passed_headers(headers: &HeaderMap) -> HeaderMap {

@@ -187,6 +187,7 @@ impl Router {
         let http = |u: &crate::config::UpstreamConfig| {
             Arc::new(Upstream::Http(HttpUpstream::new(
                 u,
+                &config.upstreams,
                 client.clone(),
                 &config.timeouts,
             )))
