@@ -102,7 +102,9 @@ impl GuardAutomaton {
         self.starts[look_behind.map_or(256, usize::from)]
     }
 
-    fn may_start_pair(&self, first: u8, second: u8) -> bool {
+    /// Whether a guarded match can begin with `first` followed by `second`.
+    #[inline]
+    pub(crate) fn may_start_pair(&self, first: u8, second: u8) -> bool {
         let bit = usize::from(first) << 8 | usize::from(second);
         self.first_pair
             .get(bit / 64)

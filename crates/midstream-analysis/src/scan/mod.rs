@@ -493,7 +493,14 @@ fn step_guard(
     let (Some(automaton), Some(&byte)) = (&engine.guard, piece.get(index)) else {
         return;
     };
-    if automaton.may_start(byte) || guard.has_runs() {
+    if guard.has_runs()
+        || automaton.may_start(byte)
+            // With the next byte in hand, a start that it cannot continue is no start: the
+            // tentative run would be dropped on that byte, and nothing is released in between.
+            && piece
+                .get(index + 1)
+                .is_none_or(|&next| automaton.may_start_pair(byte, next))
+    {
         let position = base + index as u64;
         let look_behind = match index.checked_sub(1) {
             Some(before) => piece.get(before).copied(),
