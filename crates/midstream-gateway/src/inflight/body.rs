@@ -3,6 +3,10 @@
 //!
 //! # The hot path
 //!
+//! For a plain-HTTP upstream, polling this body also drives the upstream connection
+//! ([`crate::upstream`]'s driven connections), so a frame wakes one task: the one that reads
+//! the upstream's socket is the one that writes to the client's.
+//!
 //! Per upstream read: [`FrameSplitter::push`] finds frame ends with `memchr` and hands out
 //! zero-copy slices; per frame, [`ChunkView::parse`] reads choice 0's content, finish reason
 //! and usage with borrowed serde (no allocation unless a string has escapes); the content goes
