@@ -101,6 +101,9 @@ pub(super) struct DrivenClient {
     authority: http::uri::Authority,
     connect_timeout: Duration,
     idle: Mutex<VecDeque<IdleConnection>>,
+    /// [`IDLE_TIMEOUT`] and [`MAX_IDLE`] (fields so that tests can shrink them).
+    idle_timeout: Duration,
+    max_idle: usize,
 }
 
 impl std::fmt::Debug for DrivenClient {
@@ -126,6 +129,8 @@ impl DrivenClient {
             authority: url.authority()?.clone(),
             connect_timeout,
             idle: Mutex::new(VecDeque::new()),
+            idle_timeout: IDLE_TIMEOUT,
+            max_idle: MAX_IDLE,
         })
     }
 
@@ -195,11 +200,11 @@ impl DrivenClient {
         })
     }
 
-    /// The most recently used idle connection, closing those past [`IDLE_TIMEOUT`].
+    /// The most recently used idle connection, closing those idle for too long.
     fn take_idle(&self) -> Option<Connection> {
         let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
         while let Some(entry) = idle.pop_back() {
-            if entry.since.elapsed() < IDLE_TIMEOUT {
+            if entry.since.elapsed() < self.idle_timeout {
                 return Some(entry.connection);
             }
         }
@@ -208,10 +213,9 @@ impl DrivenClient {
 
     fn put_idle(&self, connection: Connection) {
         let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
-        while idle
-            .front()
-            .is_some_and(|entry| idle.len() >= MAX_IDLE || entry.since.elapsed() >= IDLE_TIMEOUT)
-        {
+        while idle.front().is_some_and(|entry| {
+            idle.len() >= self.max_idle || entry.since.elapsed() >= self.idle_timeout
+        }) {
             idle.pop_front();
         }
         idle.push_back(IdleConnection {
@@ -260,5 +264,75 @@ impl Stream for DrivenBody {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::SocketAddr;
+
+    use tokio::net::TcpListener;
+
+    use super::*;
+
+    /// A server that accepts connections and holds them open without answering.
+    async fn silent_server() -> SocketAddr {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("address");
+        tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((socket, _)) = listener.accept().await {
+                held.push(socket);
+            }
+        });
+        addr
+    }
+
+    fn idle_count(client: &DrivenClient) -> usize {
+        client.idle.lock().expect("not poisoned").len()
+    }
+
+    #[tokio::test]
+    async fn the_pool_keeps_the_newest_connections_and_drops_expired_ones() {
+        let addr = silent_server().await;
+        let url: http::Uri = format!("http://{addr}/v1/chat/completions")
+            .parse()
+            .expect("valid URL");
+        let mut client = DrivenClient::for_url(&url, Duration::from_secs(5)).expect("http URL");
+        assert_eq!(
+            client.post().body(()).expect("request").uri(),
+            "/v1/chat/completions"
+        );
+        client.max_idle = 2;
+        for _ in 0..3 {
+            let connection = client.connect().await.expect("connects");
+            client.put_idle(connection);
+        }
+        assert_eq!(idle_count(&client), 2, "the oldest was closed");
+        assert!(client.take_idle().is_some());
+        assert_eq!(idle_count(&client), 1);
+
+        client.idle_timeout = Duration::ZERO;
+        assert!(
+            client.take_idle().is_none(),
+            "an expired connection is not reused"
+        );
+        assert_eq!(idle_count(&client), 0);
+    }
+
+    #[test]
+    fn only_plain_http_urls_are_driven() {
+        let https: http::Uri = "https://api.openai.com/v1/chat/completions"
+            .parse()
+            .expect("valid");
+        assert!(DrivenClient::for_url(&https, Duration::from_secs(1)).is_none());
+        let ipv6: http::Uri = "http://[::1]:8000/v1/chat/completions"
+            .parse()
+            .expect("valid");
+        let client = DrivenClient::for_url(&ipv6, Duration::from_secs(1)).expect("http URL");
+        assert_eq!((client.host.as_str(), client.port), ("::1", 8000));
+        let no_port: http::Uri = "http://vllm/v1/chat/completions".parse().expect("valid");
+        let client = DrivenClient::for_url(&no_port, Duration::from_secs(1)).expect("http URL");
+        assert_eq!(client.port, 80);
     }
 }
