@@ -62,6 +62,11 @@ impl Connection {
         self.driver.is_some()
     }
 
+    /// Whether the connection can still carry a request (as far as is known without polling).
+    fn is_open(&self) -> bool {
+        self.driver.is_some() && !self.sender.is_closed()
+    }
+
     /// Waits until the connection takes a request; false if it closed instead.
     async fn ready(&mut self) -> bool {
         poll_fn(|cx| {
@@ -145,22 +150,23 @@ impl DrivenClient {
         self: &Arc<Self>,
         mut request: Request<Full<Bytes>>,
     ) -> Result<Response<DrivenBody>, Error> {
-        while let Some(mut connection) = self.take_idle() {
-            if !connection.ready().await {
+        loop {
+            let (mut connection, reused) = match self.take_idle() {
+                Some(idle) => (idle, true),
+                None => (self.connect().await?, false),
+            };
+            if reused && !connection.ready().await {
                 continue;
             }
             match connection.send(request).await {
                 Ok(response) => return Ok(self.body_of(connection, response)),
+                // Only a pooled connection may have closed before the request was written;
+                // a new one that fails is the upstream's answer.
                 Err(mut error) => match error.take_message() {
-                    Some(unsent) => request = unsent,
-                    None => return Err(error.into_error().into()),
+                    Some(unsent) if reused => request = unsent,
+                    _ => return Err(error.into_error().into()),
                 },
             }
-        }
-        let mut connection = self.connect().await?;
-        match connection.send(request).await {
-            Ok(response) => Ok(self.body_of(connection, response)),
-            Err(error) => Err(error.into_error().into()),
         }
     }
 
@@ -211,7 +217,11 @@ impl DrivenClient {
         None
     }
 
+    /// Keeps `connection` for reuse if it is still open.
     fn put_idle(&self, connection: Connection) {
+        if !connection.is_open() {
+            return;
+        }
         let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
         while idle.front().is_some_and(|entry| {
             idle.len() >= self.max_idle || entry.since.elapsed() >= self.idle_timeout
@@ -254,10 +264,7 @@ impl Stream for DrivenBody {
                     return Poll::Ready(Some(Err(error)));
                 }
                 None => {
-                    if let Some(connection) = this.connection.take()
-                        && connection.driver.is_some()
-                        && !connection.sender.is_closed()
-                    {
+                    if let Some(connection) = this.connection.take() {
                         this.client.put_idle(connection);
                     }
                     return Poll::Ready(None);

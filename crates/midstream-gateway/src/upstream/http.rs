@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures_util::StreamExt;
+use futures_util::{Stream, StreamExt};
 use http::{HeaderMap, HeaderName, HeaderValue, Request, StatusCode, header};
 use http_body_util::Full;
 
@@ -101,8 +101,7 @@ impl HttpUpstream {
             .await?
             .map_err(|e| self.connect_error(&*e))?;
         let (parts, body) = response.into_parts();
-        let body = body.map(|chunk| chunk.map_err(|e| UpstreamError::Body(error_chain(&e))));
-        self.accepted(parts.status, passed_headers(&parts.headers), Box::pin(body))
+        self.accepted(parts.status, passed_headers(&parts.headers), body)
             .await
     }
 
@@ -150,20 +149,20 @@ impl HttpUpstream {
             .map_err(|e| self.connect_error(&e))?;
         let status = response.status();
         let headers = passed_headers(response.headers());
-        let body = response
-            .bytes_stream()
-            .map(|chunk| chunk.map_err(|e| UpstreamError::Body(error_chain(&e))));
-        self.accepted(status, headers, Box::pin(body)).await
+        self.accepted(status, headers, response.bytes_stream())
+            .await
     }
 
-    /// A 2xx response (with the headers worth passing on) as it goes on; any other status becomes [`UpstreamError::Status`] with
-    /// the (bounded) body.
-    async fn accepted(
+    /// A 2xx response (with the headers worth passing on) as it goes on; any other status
+    /// becomes [`UpstreamError::Status`] with the (bounded) body.
+    async fn accepted<E: std::error::Error>(
         &self,
         status: StatusCode,
         headers: HeaderMap,
-        body: UpstreamBody,
+        body: impl Stream<Item = Result<Bytes, E>> + Send + 'static,
     ) -> Result<UpstreamResponse, UpstreamError> {
+        let body: UpstreamBody =
+            Box::pin(body.map(|chunk| chunk.map_err(|e| UpstreamError::Body(error_chain(&e)))));
         if !status.is_success() {
             return Err(UpstreamError::Status(Box::new(ErrorReply {
                 upstream: self.name.clone(),
