@@ -271,6 +271,86 @@ async fn an_upstream_that_drops_mid_stream_ends_with_an_error_event() {
     );
 }
 
+/// An upstream below HTTP: each connection reads one request and gets the next of `responses`,
+/// byte for byte, then the connection closes.
+async fn raw_upstream(responses: Vec<Vec<u8>>) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        for response in responses {
+            let Ok((mut socket, _)) = listener.accept().await else {
+                return;
+            };
+            let mut request = Vec::new();
+            let mut buf = [0u8; 4096];
+            // The request head, and its body (the gateway sends a content-length).
+            loop {
+                let read = socket.read(&mut buf).await.unwrap_or(0);
+                request.extend_from_slice(&buf[..read]);
+                let text = String::from_utf8_lossy(&request).to_lowercase();
+                let complete = text.split_once("\r\n\r\n").is_some_and(|(head, body)| {
+                    head.lines()
+                        .find_map(|line| line.strip_prefix("content-length: "))
+                        .and_then(|value| value.trim().parse::<usize>().ok())
+                        .is_some_and(|length| body.len() >= length)
+                });
+                if read == 0 || complete {
+                    break;
+                }
+            }
+            let _ = socket.write_all(&response).await;
+        }
+    });
+    format!("http://{addr}/v1")
+}
+
+#[tokio::test]
+async fn bodies_framed_by_length_or_by_closing_pass_through_and_broken_chunks_end_in_an_error() {
+    let name = "text-long";
+    let sse = fixture_bytes(name).expect("fixture");
+    let head = |framing: &str| {
+        format!("HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n{framing}\r\n")
+    };
+    let mut by_length = head(&format!("content-length: {}\r\n", sse.len())).into_bytes();
+    by_length.extend_from_slice(sse);
+    let mut by_closing = head("connection: close\r\n").into_bytes();
+    by_closing.extend_from_slice(sse);
+    let frame = "data: {\"id\":\"c1\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"m\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hel\"},\"finish_reason\":null}]}\n\n";
+    let broken = format!(
+        "{}{:x}\r\n{frame}\r\nzz\r\n",
+        head("transfer-encoding: chunked\r\n"),
+        frame.len()
+    );
+    let app = TestApp::builder()
+        .upstream(raw_upstream(vec![by_length, by_closing, broken.into_bytes()]).await)
+        .start()
+        .await;
+
+    for framing in ["content-length", "end of connection"] {
+        let response = app.chat(&stream_request()).await;
+        assert_eq!(response.status(), 200, "{framing}");
+        let id = stream_id(&response);
+        let collected = collect_sse(response).await;
+        assert_eq!(collected.raw, sse.to_vec(), "{framing}: bytes differ");
+        assert_eq!(app.record(&id).await["status"], "completed", "{framing}");
+    }
+
+    let response = app.chat(&stream_request()).await;
+    let id = stream_id(&response);
+    let collected = collect_sse(response).await;
+    assert_eq!(collected.content(), "Hel");
+    let last = collected.json_chunks().last().cloned().expect("frames");
+    let message = last["error"]["message"].as_str().expect("an in-band error");
+    assert!(message.contains("chunk size"), "{message}");
+    assert!(!collected.ends_with_done());
+    let record = app.record(&id).await;
+    assert_eq!(record["status"], "failed");
+    assert_eq!(record["response"]["text"], "Hel");
+}
+
 #[tokio::test]
 async fn a_silent_upstream_mid_stream_times_out_into_an_error_event() {
     let mock = MockUpstream::start().await;
@@ -384,8 +464,8 @@ async fn upstream_connections_are_reused_replaced_when_closed_and_dropped_with_t
     }
     assert_eq!(mock.accepted_connections(), 1, "one connection, reused");
 
-    // The upstream closes each connection after its response: the first reuses the pooled
-    // connection, the next two find theirs closed and open new ones.
+    // The upstream closes each connection after its response (and says so): the first reuses
+    // the pooled connection, and none of the three goes back to the pool.
     for _ in 0..3 {
         stream_through(Scenario::text(["Bye"]).header("connection", "close"), "Bye").await;
     }

@@ -4,33 +4,34 @@
 //! Why not the shared client: reqwest (hyper-util's pool) runs every connection as a task of
 //! its own. Each frame the upstream sends wakes that task, which passes the bytes through a
 //! channel to the task forwarding the stream and wakes that one too: two wake-ups per frame,
-//! often on two threads. Here the connection's state machine is polled inside the response
-//! body, by the task that forwards the stream, so a frame costs one wake-up, and dropping the
-//! body (the client went away) closes the connection at once.
+//! often on two threads, and per connection hyper's buffers and channels (≈ 20 KB). Here a
+//! connection is its socket and a small read buffer, owned by the response body: the task that
+//! forwards the stream reads the socket itself ([`super::wire`] does the framing), so a frame
+//! costs one wake-up and no channel hop, and dropping the body (the client went away) closes the
+//! connection at once.
 //!
 //! A connection whose response ended cleanly goes back to a LIFO pool and is reused while it is
 //! younger than [`IDLE_TIMEOUT`]. Pooled connections are not polled: one the upstream closed
-//! meanwhile is found out before the request is written (hyper hands the request back) and the
-//! request goes out on the next connection. TLS upstreams keep the shared client: there one
-//! HTTP/2 connection, negotiated by ALPN, carries every stream.
+//! meanwhile is found out by a non-blocking read before the request is written. An upstream can
+//! still close an idle connection just as the request goes out (its idle timeout racing ours);
+//! when a reused connection ends before a single byte of response, the request is sent again on
+//! a new connection, as browsers do. A new connection is never retried. TLS upstreams keep the
+//! shared client: there one HTTP/2 connection, negotiated by ALPN, carries every stream.
 
 use std::collections::VecDeque;
-use std::future::{Future, poll_fn};
 use std::io;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll, ready};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use futures_util::Stream;
-use http::{Request, Response};
-use http_body::Body as _;
-use http_body_util::Full;
-use hyper::body::Incoming;
-use hyper::client::conn::{TrySendError, http1};
-use hyper_util::rt::TokioIo;
+use http::HeaderMap;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+
+use super::wire::{self, BodyDecoder, Decoded, ResponseHead};
 
 /// Idle connections older than this are closed instead of reused (the shared client's value).
 const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
@@ -38,62 +39,13 @@ const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 /// Most idle connections kept per upstream; beyond it the oldest is closed.
 const MAX_IDLE: usize = 256;
 
-type Driver = http1::Connection<TokioIo<TcpStream>, Full<Bytes>>;
-
-type Error = Box<dyn std::error::Error + Send + Sync>;
-
-/// One HTTP/1.1 connection: the handle requests go through, and the state machine that does
-/// the connection's I/O whenever it is polled.
-struct Connection {
-    sender: http1::SendRequest<Full<Bytes>>,
-    /// `None` once the connection ended. Dropping it fails whatever still waits on it, which
-    /// is how a request queued on a closed connection comes back unsent.
-    driver: Option<Driver>,
-}
-
-impl Connection {
-    /// Does the connection's pending I/O. Returns whether it is still open.
-    fn drive(&mut self, cx: &mut Context<'_>) -> bool {
-        if let Some(driver) = &mut self.driver
-            && Pin::new(driver).poll(cx).is_ready()
-        {
-            self.driver = None;
-        }
-        self.driver.is_some()
-    }
-
-    /// Whether the connection can still carry a request (as far as is known without polling).
-    fn is_open(&self) -> bool {
-        self.driver.is_some() && !self.sender.is_closed()
-    }
-
-    /// Waits until the connection takes a request; false if it closed instead.
-    async fn ready(&mut self) -> bool {
-        poll_fn(|cx| {
-            if !self.drive(cx) {
-                return Poll::Ready(false);
-            }
-            self.sender.poll_ready(cx).map(|ready| ready.is_ok())
-        })
-        .await
-    }
-
-    /// Sends `request` and drives the connection until its response headers arrived.
-    async fn send(
-        &mut self,
-        request: Request<Full<Bytes>>,
-    ) -> Result<Response<Incoming>, TrySendError<Request<Full<Bytes>>>> {
-        let mut response = std::pin::pin!(self.sender.try_send_request(request));
-        poll_fn(|cx| {
-            self.drive(cx);
-            response.as_mut().poll(cx)
-        })
-        .await
-    }
-}
+/// The read buffer grows by this much when less than [`MIN_SPARE`] is free. A streamed frame
+/// is a few hundred bytes; a held stream keeps at most this buffer.
+const READ_SIZE: usize = 2048;
+const MIN_SPARE: usize = 256;
 
 struct IdleConnection {
-    connection: Connection,
+    stream: TcpStream,
     since: Instant,
 }
 
@@ -101,9 +53,10 @@ struct IdleConnection {
 pub(super) struct DrivenClient {
     host: String,
     port: u16,
-    /// Origin-form target of chat requests and the `Host` header (HTTP/1.1 requires it).
-    path: http::uri::PathAndQuery,
-    authority: http::uri::Authority,
+    /// Origin-form target of chat requests.
+    path: String,
+    /// The `Host` header (HTTP/1.1 requires it).
+    authority: String,
     connect_timeout: Duration,
     idle: Mutex<VecDeque<IdleConnection>>,
     /// [`IDLE_TIMEOUT`] and [`MAX_IDLE`] (fields so that tests can shrink them).
@@ -120,6 +73,12 @@ impl std::fmt::Debug for DrivenClient {
     }
 }
 
+/// How an exchange failed, and whether a byte of the response had arrived by then.
+struct Failed {
+    error: io::Error,
+    answered: bool,
+}
+
 impl DrivenClient {
     /// A client posting to `url` if it is an `http://` URL; `None` for any other.
     pub(super) fn for_url(url: &http::Uri, connect_timeout: Duration) -> Option<DrivenClient> {
@@ -130,8 +89,8 @@ impl DrivenClient {
         Some(DrivenClient {
             host: host.to_owned(),
             port: url.port_u16().unwrap_or(80),
-            path: url.path_and_query()?.clone(),
-            authority: url.authority()?.clone(),
+            path: url.path_and_query()?.as_str().to_owned(),
+            authority: url.authority()?.as_str().to_owned(),
             connect_timeout,
             idle: Mutex::new(VecDeque::new()),
             idle_timeout: IDLE_TIMEOUT,
@@ -139,40 +98,45 @@ impl DrivenClient {
         })
     }
 
-    /// A POST to the URL this client was made for.
-    pub(super) fn post(&self) -> http::request::Builder {
-        Request::post(self.path.clone()).header(http::header::HOST, self.authority.as_str())
+    /// The bytes of a POST of `body`, with `headers`, to the URL this client was made for.
+    pub(super) fn post(&self, headers: &HeaderMap, body: &[u8]) -> Vec<u8> {
+        wire::post(&self.path, &self.authority, headers, body)
     }
 
-    /// Sends `request` (made from [`DrivenClient::post`]) on an idle connection or a new one;
-    /// resolves when the response headers arrived.
+    /// Sends `request` (made by [`DrivenClient::post`]) on an idle connection or a new one;
+    /// resolves when the response head arrived.
     pub(super) async fn send(
         self: &Arc<Self>,
-        mut request: Request<Full<Bytes>>,
-    ) -> Result<Response<DrivenBody>, Error> {
+        request: &[u8],
+    ) -> io::Result<(ResponseHead, DrivenBody)> {
         loop {
-            let (mut connection, reused) = match self.take_idle() {
-                Some(idle) => (idle, true),
+            let (mut stream, reused) = match self.take_idle() {
+                Some(stream) => (stream, true),
                 None => (self.connect().await?, false),
             };
-            if reused && !connection.ready().await {
-                continue;
-            }
-            match connection.send(request).await {
-                Ok(response) => return Ok(self.body_of(connection, response)),
-                // Only a pooled connection may have closed before the request was written;
-                // a new one that fails is the upstream's answer.
-                Err(mut error) => match error.take_message() {
-                    Some(unsent) if reused => request = unsent,
-                    _ => return Err(error.into_error().into()),
-                },
+            let mut buf = BytesMut::new();
+            match exchange(&mut stream, request, &mut buf).await {
+                Ok(head) => {
+                    let body = DrivenBody {
+                        decoder: BodyDecoder::new(head.framing),
+                        reusable: head.reusable,
+                        stream: Some(stream),
+                        buf,
+                        client: Arc::clone(self),
+                    };
+                    return Ok((head, body));
+                }
+                Err(failed) if reused && !failed.answered => {
+                    tracing::debug!(error = %failed.error, "pooled upstream connection closed; sending on a new one");
+                }
+                Err(failed) => return Err(failed.error),
             }
         }
     }
 
-    async fn connect(&self) -> Result<Connection, Error> {
+    async fn connect(&self) -> io::Result<TcpStream> {
         let address = (self.host.as_str(), self.port);
-        let tcp = tokio::time::timeout(self.connect_timeout, TcpStream::connect(address))
+        let stream = tokio::time::timeout(self.connect_timeout, TcpStream::connect(address))
             .await
             .map_err(|_| {
                 io::Error::new(
@@ -186,42 +150,23 @@ impl DrivenClient {
                 )
             })??;
         // Every frame of the request must leave at once (see the server's accept loop).
-        tcp.set_nodelay(true)?;
-        let (sender, driver) = http1::handshake(TokioIo::new(tcp)).await?;
-        Ok(Connection {
-            sender,
-            driver: Some(driver),
-        })
+        stream.set_nodelay(true)?;
+        Ok(stream)
     }
 
-    fn body_of(
-        self: &Arc<Self>,
-        connection: Connection,
-        response: Response<Incoming>,
-    ) -> Response<DrivenBody> {
-        response.map(|body| DrivenBody {
-            body,
-            connection: Some(connection),
-            client: Arc::clone(self),
-        })
-    }
-
-    /// The most recently used idle connection, closing those idle for too long.
-    fn take_idle(&self) -> Option<Connection> {
+    /// The most recently used idle connection still open, closing those idle for too long.
+    fn take_idle(&self) -> Option<TcpStream> {
         let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
         while let Some(entry) = idle.pop_back() {
-            if entry.since.elapsed() < self.idle_timeout {
-                return Some(entry.connection);
+            if entry.since.elapsed() < self.idle_timeout && is_open(&entry.stream) {
+                return Some(entry.stream);
             }
         }
         None
     }
 
-    /// Keeps `connection` for reuse if it is still open.
-    fn put_idle(&self, connection: Connection) {
-        if !connection.is_open() {
-            return;
-        }
+    /// Keeps `stream` for reuse.
+    fn put_idle(&self, stream: TcpStream) {
         let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
         while idle.front().is_some_and(|entry| {
             idle.len() >= self.max_idle || entry.since.elapsed() >= self.idle_timeout
@@ -229,45 +174,128 @@ impl DrivenClient {
             idle.pop_front();
         }
         idle.push_back(IdleConnection {
-            connection,
+            stream,
             since: Instant::now(),
         });
     }
 }
 
-/// A response body that drives its connection while it is read.
+/// Writes the request and reads up to the end of the response head (into `buf`; what follows
+/// it is the start of the body).
+async fn exchange(
+    stream: &mut TcpStream,
+    request: &[u8],
+    buf: &mut BytesMut,
+) -> Result<ResponseHead, Failed> {
+    let unanswered = |error| Failed {
+        error,
+        answered: false,
+    };
+    stream.write_all(request).await.map_err(unanswered)?;
+    let mut received = 0;
+    loop {
+        let parsed = wire::parse_head(buf).map_err(|error| Failed {
+            error,
+            answered: true,
+        })?;
+        if let Some(head) = parsed {
+            return Ok(head);
+        }
+        reserve(buf);
+        match stream.read_buf(buf).await {
+            Ok(0) => {
+                return Err(Failed {
+                    error: io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "the upstream closed the connection before its response head ended",
+                    ),
+                    answered: received > 0,
+                });
+            }
+            Ok(read) => received += read,
+            Err(error) => {
+                return Err(Failed {
+                    error,
+                    answered: received > 0,
+                });
+            }
+        }
+    }
+}
+
+/// Whether a pooled connection is still open: the upstream sent nothing since its last
+/// response, not even the end of the connection.
+fn is_open(stream: &TcpStream) -> bool {
+    let mut probe = [0u8; 1];
+    matches!(stream.try_read(&mut probe), Err(error) if error.kind() == io::ErrorKind::WouldBlock)
+}
+
+fn reserve(buf: &mut BytesMut) {
+    if buf.capacity() - buf.len() < MIN_SPARE {
+        buf.reserve(READ_SIZE);
+    }
+}
+
+/// Reads what the socket has into `buf`; `Ok(0)` at the end of the connection.
+fn poll_fill(
+    stream: &TcpStream,
+    buf: &mut BytesMut,
+    cx: &mut Context<'_>,
+) -> Poll<io::Result<usize>> {
+    reserve(buf);
+    loop {
+        match stream.try_read_buf(buf) {
+            Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
+                ready!(stream.poll_read_ready(cx))?;
+            }
+            result => return Poll::Ready(result),
+        }
+    }
+}
+
+/// A response body that reads its connection while it is read.
 pub(super) struct DrivenBody {
-    body: Incoming,
-    /// Taken when the body ended and the connection went back to the pool.
-    connection: Option<Connection>,
+    /// `None` once the body ended (the connection went back to the pool or was closed).
+    stream: Option<TcpStream>,
+    buf: BytesMut,
+    decoder: BodyDecoder,
+    reusable: bool,
     client: Arc<DrivenClient>,
 }
 
 impl Stream for DrivenBody {
-    type Item = Result<Bytes, hyper::Error>;
+    type Item = io::Result<Bytes>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = &mut *self;
         loop {
-            // The connection reads first: it is what fills the body's channel.
-            if let Some(connection) = &mut this.connection {
-                connection.drive(cx);
-            }
-            match ready!(Pin::new(&mut this.body).poll_frame(cx)) {
-                Some(Ok(frame)) => {
-                    if let Ok(data) = frame.into_data() {
-                        return Poll::Ready(Some(Ok(data)));
-                    }
-                }
-                Some(Err(error)) => {
-                    this.connection = None;
-                    return Poll::Ready(Some(Err(error)));
-                }
-                None => {
-                    if let Some(connection) = this.connection.take() {
-                        this.client.put_idle(connection);
+            let Some(stream) = &this.stream else {
+                return Poll::Ready(None);
+            };
+            let decoded = match this.decoder.decode(&mut this.buf) {
+                Ok(Decoded::Incomplete) => match ready!(poll_fill(stream, &mut this.buf, cx)) {
+                    Ok(0) => this.decoder.closed(),
+                    Ok(_) => continue,
+                    Err(error) => Err(error),
+                },
+                decoded => decoded,
+            };
+            match decoded {
+                Ok(Decoded::Data(data)) => return Poll::Ready(Some(Ok(data))),
+                Ok(Decoded::Incomplete) => {}
+                Ok(Decoded::End) => {
+                    // Bytes after the end of the body would belong to no request.
+                    if let Some(stream) = this.stream.take()
+                        && this.reusable
+                        && this.buf.is_empty()
+                    {
+                        this.client.put_idle(stream);
                     }
                     return Poll::Ready(None);
+                }
+                Err(error) => {
+                    this.stream = None;
+                    return Poll::Ready(Some(Err(error)));
                 }
             }
         }
@@ -277,10 +305,14 @@ impl Stream for DrivenBody {
 #[cfg(test)]
 mod tests {
     use std::net::SocketAddr;
+    use std::sync::atomic::{AtomicUsize, Ordering};
 
+    use futures_util::StreamExt;
     use tokio::net::TcpListener;
 
     use super::*;
+
+    const HELLO: &str = "HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nhello";
 
     /// A server that accepts connections and holds them open without answering.
     async fn silent_server() -> SocketAddr {
@@ -295,6 +327,94 @@ mod tests {
         addr
     }
 
+    /// What a scripted upstream does with one request.
+    #[derive(Clone, Copy)]
+    enum Reply {
+        /// Writes these bytes and waits for the next request.
+        Answer(&'static str),
+        /// Closes the connection without a word.
+        Close,
+    }
+
+    /// Counts of a scripted upstream: connections accepted, requests read.
+    #[derive(Default)]
+    struct Counts {
+        connections: AtomicUsize,
+        requests: AtomicUsize,
+    }
+
+    /// A server whose n-th connection plays `scripts[n]`, one reply per request, and closes
+    /// the connection when its script ends.
+    async fn scripted_server(scripts: Vec<Vec<Reply>>) -> (SocketAddr, Arc<Counts>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("address");
+        let counts = Arc::new(Counts::default());
+        let counting = Arc::clone(&counts);
+        tokio::spawn(async move {
+            for script in scripts {
+                let Ok((mut socket, _)) = listener.accept().await else {
+                    return;
+                };
+                counting.connections.fetch_add(1, Ordering::SeqCst);
+                let counting = Arc::clone(&counting);
+                tokio::spawn(async move {
+                    for reply in script {
+                        if !read_request(&mut socket).await {
+                            return;
+                        }
+                        counting.requests.fetch_add(1, Ordering::SeqCst);
+                        match reply {
+                            Reply::Answer(bytes) => {
+                                socket.write_all(bytes.as_bytes()).await.expect("write");
+                            }
+                            Reply::Close => return,
+                        }
+                    }
+                });
+            }
+        });
+        (addr, counts)
+    }
+
+    /// Reads one request (head and `content-length` body); false at the end of the connection.
+    async fn read_request(socket: &mut TcpStream) -> bool {
+        let mut request = Vec::new();
+        let mut byte = [0u8; 1];
+        while !request.ends_with(b"\r\n\r\n") {
+            if socket.read(&mut byte).await.unwrap_or(0) == 0 {
+                return false;
+            }
+            request.push(byte[0]);
+        }
+        let head = String::from_utf8_lossy(&request).to_lowercase();
+        let length: usize = head
+            .lines()
+            .find_map(|line| line.strip_prefix("content-length: "))
+            .and_then(|value| value.trim().parse().ok())
+            .unwrap_or(0);
+        let mut body = vec![0u8; length];
+        socket.read_exact(&mut body).await.is_ok()
+    }
+
+    fn client_for(addr: SocketAddr) -> Arc<DrivenClient> {
+        let url: http::Uri = format!("http://{addr}/v1/chat/completions")
+            .parse()
+            .expect("valid URL");
+        Arc::new(DrivenClient::for_url(&url, Duration::from_secs(5)).expect("http URL"))
+    }
+
+    /// Sends one request and reads its body to the end.
+    async fn fetch(client: &Arc<DrivenClient>) -> io::Result<Vec<u8>> {
+        let request = client.post(&HeaderMap::new(), b"{}");
+        let (head, mut body) = client.send(&request).await?;
+        assert_eq!(head.status, http::StatusCode::OK);
+        let mut data = Vec::new();
+        while let Some(piece) = body.next().await {
+            data.extend_from_slice(&piece?);
+        }
+        Ok(data)
+    }
+
     fn idle_count(client: &DrivenClient) -> usize {
         client.idle.lock().expect("not poisoned").len()
     }
@@ -306,10 +426,9 @@ mod tests {
             .parse()
             .expect("valid URL");
         let mut client = DrivenClient::for_url(&url, Duration::from_secs(5)).expect("http URL");
-        assert_eq!(
-            client.post().body(()).expect("request").uri(),
-            "/v1/chat/completions"
-        );
+        assert!(client.post(&HeaderMap::new(), b"{}").starts_with(
+            format!("POST /v1/chat/completions HTTP/1.1\r\nhost: {addr}\r\n").as_bytes()
+        ));
         client.max_idle = 2;
         for _ in 0..3 {
             let connection = client.connect().await.expect("connects");
@@ -325,6 +444,69 @@ mod tests {
             "an expired connection is not reused"
         );
         assert_eq!(idle_count(&client), 0);
+    }
+
+    #[tokio::test]
+    async fn a_connection_is_reused_until_the_upstream_closes_it() {
+        let (addr, counts) = scripted_server(vec![
+            vec![Reply::Answer(HELLO), Reply::Answer(HELLO)],
+            vec![Reply::Answer(HELLO)],
+        ])
+        .await;
+        let client = client_for(addr);
+        for _ in 0..3 {
+            assert_eq!(fetch(&client).await.expect("answered"), b"hello");
+        }
+        assert_eq!(counts.connections.load(Ordering::SeqCst), 2);
+        assert_eq!(
+            counts.requests.load(Ordering::SeqCst),
+            3,
+            "no request sent twice"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_reused_connection_closed_unanswered_is_retried_on_a_new_one_but_a_new_one_is_not() {
+        let (addr, counts) = scripted_server(vec![
+            vec![Reply::Answer(HELLO), Reply::Close],
+            vec![Reply::Answer(HELLO), Reply::Close],
+            vec![Reply::Close],
+        ])
+        .await;
+        let client = client_for(addr);
+        assert_eq!(fetch(&client).await.expect("answered"), b"hello");
+        assert_eq!(fetch(&client).await.expect("retried"), b"hello");
+        assert_eq!(counts.connections.load(Ordering::SeqCst), 2);
+        assert_eq!(counts.requests.load(Ordering::SeqCst), 3);
+
+        // The pooled connection closes unanswered, and so does the new one: no third try.
+        let error = fetch(&client).await.expect_err("a new connection is not retried");
+        assert_eq!(error.kind(), io::ErrorKind::UnexpectedEof);
+        assert_eq!(counts.connections.load(Ordering::SeqCst), 3);
+        assert_eq!(counts.requests.load(Ordering::SeqCst), 5);
+    }
+
+    #[tokio::test]
+    async fn connections_that_cannot_be_reused_are_not_pooled() {
+        let closing = "HTTP/1.1 200 OK\r\nconnection: close\r\ncontent-length: 5\r\n\r\nhello";
+        let until_close = "HTTP/1.1 200 OK\r\n\r\nhello";
+        let (addr, counts) = scripted_server(vec![
+            vec![Reply::Answer(closing)],
+            vec![Reply::Answer(until_close)],
+            vec![Reply::Answer(HELLO)],
+        ])
+        .await;
+        let client = client_for(addr);
+        assert_eq!(fetch(&client).await.expect("answered"), b"hello");
+        assert_eq!(idle_count(&client), 0, "connection: close");
+        let request = client.post(&HeaderMap::new(), b"{}");
+        let (_, mut body) = client.send(&request).await.expect("answered");
+        assert_eq!(body.next().await.expect("data").expect("ok"), &b"hello"[..]);
+        drop(body);
+        assert_eq!(idle_count(&client), 0, "a body cut off by its reader");
+        assert_eq!(fetch(&client).await.expect("answered"), b"hello");
+        assert_eq!(idle_count(&client), 1);
+        assert_eq!(counts.connections.load(Ordering::SeqCst), 3);
     }
 
     #[test]

@@ -8,8 +8,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
-use http::{HeaderMap, HeaderName, HeaderValue, Request, StatusCode, header};
-use http_body_util::Full;
+use http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 
 use super::driven::DrivenClient;
 use super::{ErrorReply, UpstreamBody, UpstreamError, UpstreamResponse};
@@ -95,13 +94,12 @@ impl HttpUpstream {
                 .body(body);
             return self.send(request).await;
         };
-        let request = self.driven_request(driven, accept, body)?;
-        let response = self
-            .within_headers_timeout(driven.send(request))
+        let request = driven.post(&self.driven_headers(accept)?, &body);
+        let (head, body) = self
+            .within_headers_timeout(driven.send(&request))
             .await?
-            .map_err(|e| self.connect_error(&*e))?;
-        let (parts, body) = response.into_parts();
-        self.accepted(parts.status, passed_headers(&parts.headers), body)
+            .map_err(|e| self.connect_error(&e))?;
+        self.accepted(head.status, passed_headers(&head.headers), body)
             .await
     }
 
@@ -113,26 +111,20 @@ impl HttpUpstream {
             .map_err(|e| UpstreamError::Body(format!("invalid model list: {e}")))
     }
 
-    /// A chat request for the driven connections, with the upstream's key.
-    fn driven_request(
-        &self,
-        driven: &DrivenClient,
-        accept: HeaderValue,
-        body: Vec<u8>,
-    ) -> Result<Request<Full<Bytes>>, UpstreamError> {
-        let mut request = driven
-            .post()
-            .header(header::CONTENT_TYPE, "application/json")
-            .header(header::ACCEPT, accept);
+    /// The headers of a chat request on a driven connection, with the upstream's key.
+    fn driven_headers(&self, accept: HeaderValue) -> Result<HeaderMap, UpstreamError> {
+        let mut headers = HeaderMap::with_capacity(3);
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        headers.insert(header::ACCEPT, accept);
         if let Some(key) = &self.api_key {
-            let mut value = HeaderValue::try_from(format!("Bearer {}", key.expose()))
+            let value = HeaderValue::try_from(format!("Bearer {}", key.expose()))
                 .map_err(|e| self.connect_error(&e))?;
-            value.set_sensitive(true);
-            request = request.header(header::AUTHORIZATION, value);
+            headers.insert(header::AUTHORIZATION, value);
         }
-        request
-            .body(Full::new(Bytes::from(body)))
-            .map_err(|e| self.connect_error(&e))
+        Ok(headers)
     }
 
     /// Sends through reqwest with the upstream's key, bounded by the headers timeout.

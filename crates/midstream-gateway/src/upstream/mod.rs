@@ -9,6 +9,7 @@
 pub mod demo;
 mod driven;
 mod http;
+mod wire;
 
 use std::collections::HashMap;
 use std::pin::Pin;
