@@ -20,6 +20,7 @@ pub mod app;
 pub mod auth;
 pub mod config;
 pub mod error;
+mod h1;
 pub mod inflight;
 pub mod protocol;
 pub mod routes;

@@ -10,7 +10,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::serve::ListenerExt;
 use midstream_store::{Recorder, Store, StoreError, StoreOptions};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
@@ -19,6 +18,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::auth::Auth;
 use crate::config::Config;
+use crate::h1::ConnectionOptions;
 use crate::inflight::{Analyzer, InflightConfig, ModelToolPolicy};
 use crate::state::AppState;
 use crate::upstream::Router;
@@ -27,6 +27,10 @@ use midstream_tools::{Dispatcher, DispatcherConfig, ToolsConfig, builtin_registr
 
 /// After the grace period, how long cut streams get to write their error and close.
 const CUT_STREAMS_GRACE: Duration = Duration::from_secs(5);
+/// Once a request has begun, each read of its head or body must arrive within this.
+const REQUEST_READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a kept-alive client connection may wait for its next request.
+const KEEP_ALIVE_IDLE: Duration = Duration::from_secs(90);
 /// How long the final recorder flush may take.
 const FLUSH_DEADLINE: Duration = Duration::from_secs(10);
 
@@ -59,9 +63,6 @@ pub enum StartError {
         /// Why.
         source: std::io::Error,
     },
-    /// The server failed while running.
-    #[error("server: {0}")]
-    Serve(std::io::Error),
 }
 
 /// A built gateway, ready to serve.
@@ -174,37 +175,29 @@ impl Gateway {
         let recorder = state.recorder.clone();
         let cut_streams = inflight.shutdown.clone();
         let stop_accepting = CancellationToken::new();
+        let options = ConnectionOptions {
+            max_body: state.config.limits.max_body_bytes,
+            read_timeout: REQUEST_READ_TIMEOUT,
+            idle_timeout: KEEP_ALIVE_IDLE,
+        };
         let app = crate::app::app(state, inflight);
         if let Ok(addr) = listener.local_addr() {
             tracing::info!("listening on http://{addr}");
         }
-        // Nagle's algorithm would hold a stream's first small frame until the client ACKs the
-        // headers (up to 40 ms of delayed ACK): every token must leave at once.
-        let listener = listener.tap_io(|tcp| {
-            if let Err(error) = tcp.set_nodelay(true) {
-                tracing::debug!(%error, "could not set TCP_NODELAY");
-            }
-        });
-        // `into_make_service` builds the routes once; `axum::serve(listener, app)` would deep-clone
-        // the whole router for every connection (≈ 13 KB each, measured with massif).
-        let serve = axum::serve(listener, app.into_make_service())
-            .with_graceful_shutdown(stop_accepting.clone().cancelled_owned());
-        let mut serve = std::pin::pin!(serve.into_future());
-        let result = tokio::select! {
-            result = &mut serve => result,
+        let serve = crate::h1::serve(listener, app, options, stop_accepting.clone());
+        let mut serve = std::pin::pin!(serve);
+        tokio::select! {
+            () = &mut serve => {}
             () = shutdown => {
                 tracing::info!(grace_secs = grace.as_secs(), "shutting down: no new connections; open streams may finish");
                 stop_accepting.cancel();
-                match tokio::time::timeout(grace, &mut serve).await {
-                    Ok(result) => result,
-                    Err(_) => {
-                        tracing::warn!("grace period over: ending the remaining streams");
-                        cut_streams.cancel();
-                        tokio::time::timeout(CUT_STREAMS_GRACE, &mut serve).await.unwrap_or(Ok(()))
-                    }
+                if tokio::time::timeout(grace, &mut serve).await.is_err() {
+                    tracing::warn!("grace period over: ending the remaining streams");
+                    cut_streams.cancel();
+                    let _ = tokio::time::timeout(CUT_STREAMS_GRACE, &mut serve).await;
                 }
             }
-        };
+        }
         if !tokio::time::timeout(FLUSH_DEADLINE, recorder.flush())
             .await
             .unwrap_or(false)
@@ -213,7 +206,7 @@ impl Gateway {
         }
         drop(recorder);
         tracker.close();
-        result.map_err(StartError::Serve)
+        Ok(())
     }
 }
 

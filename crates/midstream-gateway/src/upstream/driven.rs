@@ -6,7 +6,7 @@
 //! channel to the task forwarding the stream and wakes that one too: two wake-ups per frame,
 //! often on two threads, and per connection hyper's buffers and channels (≈ 20 KB). Here a
 //! connection is its socket and a small read buffer, owned by the response body: the task that
-//! forwards the stream reads the socket itself ([`super::wire`] does the framing), so a frame
+//! forwards the stream reads the socket itself ([`crate::h1`] does the framing), so a frame
 //! costs one wake-up and no channel hop, and dropping the body (the client went away) closes the
 //! connection at once.
 //!
@@ -31,7 +31,8 @@ use http::HeaderMap;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use super::wire::{self, BodyDecoder, Decoded, ResponseHead};
+use crate::h1::client::{self, ResponseHead};
+use crate::h1::framing::{BodyDecoder, Decoded};
 
 /// Idle connections older than this are closed instead of reused (the shared client's value).
 const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
@@ -100,7 +101,7 @@ impl DrivenClient {
 
     /// The bytes of a POST of `body`, with `headers`, to the URL this client was made for.
     pub(super) fn post(&self, headers: &HeaderMap, body: &[u8]) -> Vec<u8> {
-        wire::post(&self.path, &self.authority, headers, body)
+        client::post(&self.path, &self.authority, headers, body)
     }
 
     /// Sends `request` (made by [`DrivenClient::post`]) on an idle connection or a new one;
@@ -194,7 +195,7 @@ async fn exchange(
     stream.write_all(request).await.map_err(unanswered)?;
     let mut received = 0;
     loop {
-        let parsed = wire::parse_head(buf).map_err(|error| Failed {
+        let parsed = client::parse_head(buf).map_err(|error| Failed {
             error,
             answered: true,
         })?;
@@ -480,7 +481,9 @@ mod tests {
         assert_eq!(counts.requests.load(Ordering::SeqCst), 3);
 
         // The pooled connection closes unanswered, and so does the new one: no third try.
-        let error = fetch(&client).await.expect_err("a new connection is not retried");
+        let error = fetch(&client)
+            .await
+            .expect_err("a new connection is not retried");
         assert_eq!(error.kind(), io::ErrorKind::UnexpectedEof);
         assert_eq!(counts.connections.load(Ordering::SeqCst), 3);
         assert_eq!(counts.requests.load(Ordering::SeqCst), 5);

@@ -9,7 +9,6 @@
 pub mod demo;
 mod driven;
 mod http;
-mod wire;
 
 use std::collections::HashMap;
 use std::pin::Pin;

@@ -1,25 +1,11 @@
-//! HTTP/1.1 as the driven upstream client speaks it (RFC 9112): the request it writes, the
-//! response head it parses (with `httparse`), and the body framing it decodes.
-//!
-//! Why not hyper's client: a hyper connection keeps an 8 KiB read buffer, a dispatch channel
-//! (a 9 KiB block) and a body channel, and hands every frame through those channels. A held
-//! stream paid ≈ 20 KB for it and every frame a channel hop. Here a connection is its socket
-//! and one small buffer; body bytes are cut out of that buffer and handed on as they are.
-//!
-//! Only what a client of an OpenAI-compatible API meets is supported: one request at a time
-//! (no pipelining), bodies framed by `Content-Length`, `chunked` or the end of the connection.
-//! Anything else in a response is an error, never a guess.
+//! HTTP/1.1 message bodies on the wire (RFC 9112 §6–7), for both directions: how a body's end
+//! is known, decoding `Content-Length`, `chunked` and close-delimited bodies as their bytes
+//! arrive, and the header rules that choose between them.
 
 use std::io;
 
 use bytes::{Buf, Bytes, BytesMut};
-use http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
-
-/// Largest response head accepted (status line and headers).
-const MAX_HEAD: usize = 64 * 1024;
-
-/// Most response headers accepted.
-const MAX_HEADERS: usize = 128;
+use http::{HeaderMap, HeaderName, header};
 
 /// Longest chunk-size line (hex size and extensions) accepted.
 const MAX_CHUNK_LINE: usize = 4 * 1024;
@@ -27,36 +13,9 @@ const MAX_CHUNK_LINE: usize = 4 * 1024;
 /// Largest trailer section accepted (trailers are read and dropped).
 const MAX_TRAILERS: usize = 16 * 1024;
 
-/// The request head and body of a POST, ready to be written in one go.
-pub(super) fn post(path: &str, host: &str, headers: &HeaderMap, body: &[u8]) -> Vec<u8> {
-    let header_bytes: usize = headers
-        .iter()
-        .map(|(name, value)| name.as_str().len() + value.len() + 4)
-        .sum();
-    let mut request = Vec::with_capacity(64 + path.len() + host.len() + header_bytes + body.len());
-    for part in [
-        b"POST ",
-        path.as_bytes(),
-        b" HTTP/1.1\r\nhost: ",
-        host.as_bytes(),
-    ] {
-        request.extend_from_slice(part);
-    }
-    for (name, value) in headers {
-        for part in [b"\r\n", name.as_str().as_bytes(), b": ", value.as_bytes()] {
-            request.extend_from_slice(part);
-        }
-    }
-    request.extend_from_slice(b"\r\ncontent-length: ");
-    request.extend_from_slice(body.len().to_string().as_bytes());
-    request.extend_from_slice(b"\r\n\r\n");
-    request.extend_from_slice(body);
-    request
-}
-
-/// How the end of a response body is known (RFC 9112 §6.3).
+/// How the end of a body is known (RFC 9112 §6.3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Framing {
+pub(crate) enum Framing {
     /// No body (204, 304).
     Empty,
     /// `Content-Length`.
@@ -67,85 +26,24 @@ pub(super) enum Framing {
     UntilClose,
 }
 
-/// A final response head.
-#[derive(Debug)]
-pub(super) struct ResponseHead {
-    pub(super) status: StatusCode,
-    pub(super) headers: HeaderMap,
-    pub(super) framing: Framing,
-    /// The connection may carry another request once this body has ended.
-    pub(super) reusable: bool,
+/// The transfer codings of a message, if it has any: `Some(true)` when the last one is
+/// `chunked`, `Some(false)` for any other.
+pub(crate) fn chunked_coding(headers: &HeaderMap) -> Option<bool> {
+    if !headers.contains_key(header::TRANSFER_ENCODING) {
+        return None;
+    }
+    let last = headers
+        .get_all(header::TRANSFER_ENCODING)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .map(str::trim)
+        .rfind(|coding| !coding.is_empty());
+    Some(last.is_some_and(|coding| coding.eq_ignore_ascii_case("chunked")))
 }
 
-/// Parses a response head at the start of `buf`, consuming it (and any interim 1xx heads
-/// before it). `Ok(None)`: more bytes are needed.
-pub(super) fn parse_head(buf: &mut BytesMut) -> io::Result<Option<ResponseHead>> {
-    loop {
-        let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
-        let mut response = httparse::Response::new(&mut slots);
-        let len = match response.parse(buf) {
-            Ok(httparse::Status::Complete(len)) => len,
-            Ok(httparse::Status::Partial) if buf.len() > MAX_HEAD => {
-                return Err(invalid("response head larger than 64 KiB"));
-            }
-            Ok(httparse::Status::Partial) => return Ok(None),
-            Err(error) => return Err(invalid(&format!("malformed response head: {error}"))),
-        };
-        let code = response.code.unwrap_or_default();
-        let status = StatusCode::from_u16(code)
-            .map_err(|_| invalid(&format!("invalid status code {code}")))?;
-        if status == StatusCode::SWITCHING_PROTOCOLS {
-            return Err(invalid("unexpected protocol switch (101)"));
-        }
-        if status.is_informational() {
-            buf.advance(len);
-            continue;
-        }
-        let mut headers = HeaderMap::with_capacity(response.headers.len());
-        for slot in response.headers.iter() {
-            let name = HeaderName::from_bytes(slot.name.as_bytes())
-                .map_err(|_| invalid(&format!("invalid header name {:?}", slot.name)))?;
-            let value = HeaderValue::from_bytes(slot.value)
-                .map_err(|_| invalid(&format!("invalid value of header {}", slot.name)))?;
-            headers.append(name, value);
-        }
-        let http11 = response.version == Some(1);
-        buf.advance(len);
-        let framing = framing(status, &headers)?;
-        let ambiguous = headers.contains_key(header::TRANSFER_ENCODING)
-            && headers.contains_key(header::CONTENT_LENGTH);
-        let reusable = http11
-            && framing != Framing::UntilClose
-            && !ambiguous
-            && !has_token(&headers, &header::CONNECTION, "close");
-        return Ok(Some(ResponseHead {
-            status,
-            headers,
-            framing,
-            reusable,
-        }));
-    }
-}
-
-fn framing(status: StatusCode, headers: &HeaderMap) -> io::Result<Framing> {
-    if status == StatusCode::NO_CONTENT || status == StatusCode::NOT_MODIFIED {
-        return Ok(Framing::Empty);
-    }
-    if headers.contains_key(header::TRANSFER_ENCODING) {
-        // Transfer-Encoding overrides Content-Length; a last coding other than chunked means
-        // the body runs to the end of the connection.
-        let last = headers
-            .get_all(header::TRANSFER_ENCODING)
-            .iter()
-            .filter_map(|value| value.to_str().ok())
-            .flat_map(|value| value.split(','))
-            .map(str::trim)
-            .rfind(|coding| !coding.is_empty());
-        return Ok(match last {
-            Some(coding) if coding.eq_ignore_ascii_case("chunked") => Framing::Chunked,
-            _ => Framing::UntilClose,
-        });
-    }
+/// The `Content-Length` of a message, if it has one; repeated values must agree.
+pub(crate) fn content_length(headers: &HeaderMap) -> io::Result<Option<u64>> {
     let mut length = None;
     for value in headers.get_all(header::CONTENT_LENGTH) {
         for part in value.as_bytes().split(|&byte| byte == b',') {
@@ -161,11 +59,11 @@ fn framing(status: StatusCode, headers: &HeaderMap) -> io::Result<Framing> {
             length = Some(parsed);
         }
     }
-    Ok(length.map_or(Framing::UntilClose, Framing::Length))
+    Ok(length)
 }
 
 /// Whether a comma-separated header (such as `Connection`) lists `token`.
-fn has_token(headers: &HeaderMap, name: &HeaderName, token: &str) -> bool {
+pub(crate) fn has_token(headers: &HeaderMap, name: &HeaderName, token: &str) -> bool {
     headers
         .get_all(name)
         .iter()
@@ -176,7 +74,7 @@ fn has_token(headers: &HeaderMap, name: &HeaderName, token: &str) -> bool {
 
 /// What [`BodyDecoder::decode`] found in the buffer.
 #[derive(Debug, PartialEq, Eq)]
-pub(super) enum Decoded {
+pub(crate) enum Decoded {
     /// Body bytes, in the order they were sent.
     Data(Bytes),
     /// The buffer holds no complete piece: read more.
@@ -202,12 +100,12 @@ enum State {
 
 /// Turns the bytes of a response body, as they arrive, into its data.
 #[derive(Debug)]
-pub(super) struct BodyDecoder {
+pub(crate) struct BodyDecoder {
     state: State,
 }
 
 impl BodyDecoder {
-    pub(super) fn new(framing: Framing) -> BodyDecoder {
+    pub(crate) fn new(framing: Framing) -> BodyDecoder {
         let state = match framing {
             Framing::Empty | Framing::Length(0) => State::Done,
             Framing::Length(length) => State::Length(length),
@@ -219,7 +117,7 @@ impl BodyDecoder {
 
     /// Consumes framing bytes from the front of `buf` and returns the next piece of data.
     /// Data is split off the buffer, not copied.
-    pub(super) fn decode(&mut self, buf: &mut BytesMut) -> io::Result<Decoded> {
+    pub(crate) fn decode(&mut self, buf: &mut BytesMut) -> io::Result<Decoded> {
         loop {
             match self.state {
                 State::Done => return Ok(Decoded::End),
@@ -282,7 +180,7 @@ impl BodyDecoder {
 
     /// The upstream closed the connection: the end of the body if it runs until the close,
     /// otherwise the body was cut short.
-    pub(super) fn closed(&mut self) -> io::Result<Decoded> {
+    pub(crate) fn closed(&mut self) -> io::Result<Decoded> {
         match self.state {
             State::UntilClose | State::Done => {
                 self.state = State::Done;
@@ -338,21 +236,13 @@ fn chunk_size(line: &[u8]) -> io::Result<u64> {
     u64::from_str_radix(hex, 16).map_err(|_| invalid("invalid chunk size"))
 }
 
-fn invalid(message: &str) -> io::Error {
+pub(crate) fn invalid(message: &str) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, message.to_owned())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn head(text: &str) -> io::Result<Option<ResponseHead>> {
-        parse_head(&mut BytesMut::from(text))
-    }
-
-    fn complete_head(text: &str) -> ResponseHead {
-        head(text).expect("valid head").expect("complete head")
-    }
 
     /// Feeds `wire` in pieces of `step` bytes, as reads would deliver it.
     fn decode_all(framing: Framing, wire: &[u8], step: usize) -> io::Result<(Vec<u8>, bool)> {
@@ -378,20 +268,6 @@ mod tests {
                 },
             }
         }
-    }
-
-    #[test]
-    fn a_post_carries_host_headers_and_length() {
-        let mut headers = HeaderMap::new();
-        headers.insert(
-            header::ACCEPT,
-            HeaderValue::from_static("text/event-stream"),
-        );
-        let request = post("/v1/chat/completions", "127.0.0.1:8000", &headers, b"{}");
-        assert_eq!(
-            request,
-            b"POST /v1/chat/completions HTTP/1.1\r\nhost: 127.0.0.1:8000\r\naccept: text/event-stream\r\ncontent-length: 2\r\n\r\n{}"
-        );
     }
 
     #[test]
@@ -442,67 +318,40 @@ mod tests {
     }
 
     #[test]
-    fn heads_give_status_headers_framing_and_reuse() {
-        assert!(
-            head("HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n")
-                .expect("ok")
-                .is_none()
-        );
-
-        let sse = complete_head(
-            "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nx-request-id: r1\r\n\r\n",
-        );
-        assert_eq!(sse.status, StatusCode::OK);
-        assert_eq!(sse.headers["x-request-id"], "r1");
-        assert_eq!((sse.framing, sse.reusable), (Framing::Chunked, true));
-
-        let closing = complete_head(
-            "HTTP/1.1 429 Too Many\r\ncontent-length: 2\r\nconnection: keep-alive, Close\r\n\r\n",
-        );
-        assert_eq!(closing.status, StatusCode::TOO_MANY_REQUESTS);
+    fn framing_headers_are_read_strictly() {
+        let headers = |pairs: &[(&'static str, &'static str)]| {
+            let mut map = HeaderMap::new();
+            for (name, value) in pairs {
+                map.append(*name, http::HeaderValue::from_static(value));
+            }
+            map
+        };
+        assert_eq!(chunked_coding(&headers(&[])), None);
         assert_eq!(
-            (closing.framing, closing.reusable),
-            (Framing::Length(2), false)
+            chunked_coding(&headers(&[("transfer-encoding", "gzip, Chunked")])),
+            Some(true)
         );
-
-        let old = complete_head("HTTP/1.0 200 OK\r\n\r\n");
-        assert_eq!((old.framing, old.reusable), (Framing::UntilClose, false));
-
-        let both = complete_head(
-            "HTTP/1.1 200 OK\r\ncontent-length: 9\r\ntransfer-encoding: chunked\r\n\r\n",
+        assert_eq!(
+            chunked_coding(&headers(&[("transfer-encoding", "chunked, gzip")])),
+            Some(false)
         );
-        assert_eq!((both.framing, both.reusable), (Framing::Chunked, false));
-
-        let gzip = complete_head("HTTP/1.1 200 OK\r\ntransfer-encoding: gzip\r\n\r\n");
-        assert_eq!(gzip.framing, Framing::UntilClose);
-
-        let repeated =
-            complete_head("HTTP/1.1 200 OK\r\ncontent-length: 3, 3\r\ncontent-length: 3\r\n\r\n");
-        assert_eq!(repeated.framing, Framing::Length(3));
-
-        let empty = complete_head("HTTP/1.1 204 No Content\r\n\r\n");
-        assert_eq!((empty.framing, empty.reusable), (Framing::Empty, true));
-    }
-
-    #[test]
-    fn malformed_heads_are_errors() {
-        for text in [
-            "HTTP/1.1 200 OK\r\ncontent-length: 3\r\ncontent-length: 4\r\n\r\n",
-            "HTTP/1.1 200 OK\r\ncontent-length: -1\r\n\r\n",
-            "HTTP/1.1 200 OK\r\ncontent-length: 99999999999999999999999\r\n\r\n",
-            "HTTP/1.1 101 Switching Protocols\r\n\r\n",
-            "SSH-2.0-OpenSSH\r\n\r\n",
-            "HTTP/1.1 20 OK\r\n\r\n",
-        ] {
-            let error = head(text).expect_err(text);
-            assert_eq!(error.kind(), io::ErrorKind::InvalidData, "{text}");
+        let repeated = headers(&[("content-length", "3, 3"), ("content-length", "3")]);
+        assert_eq!(content_length(&repeated).expect("agree"), Some(3));
+        for bad in ["-1", "", "1 2", "99999999999999999999999"] {
+            let map = headers(&[("content-length", bad)]);
+            assert!(content_length(&map).is_err(), "{bad:?}");
         }
-        let mut huge = "HTTP/1.1 200 OK\r\n".to_owned();
-        while huge.len() <= MAX_HEAD {
-            huge.push_str(
-                "x-padding: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n",
-            );
-        }
-        assert!(head(&huge).is_err(), "too many or too large headers");
+        assert!(
+            content_length(&headers(&[
+                ("content-length", "3"),
+                ("content-length", "4")
+            ]))
+            .is_err()
+        );
+        assert!(has_token(
+            &headers(&[("connection", "keep-alive, Close")]),
+            &header::CONNECTION,
+            "close"
+        ));
     }
 }

@@ -1,0 +1,402 @@
+//! One client connection: requests read one at a time, handed to the router, and their
+//! responses written back, for as long as the client keeps the connection alive.
+//!
+//! While a request is handled and its response streamed, the socket is still watched: a client
+//! that goes away is noticed at once and its response (the stream) is dropped, which is what
+//! ends the upstream request and records the stream as cancelled. Bytes a client sends ahead
+//! (pipelining) are kept for its next request.
+//!
+//! Memory per held stream is the point of this module (see [`super`]): between requests the
+//! connection holds no buffer (it waits for readability before allocating one), a request body
+//! is copied out of the read buffer into one of its exact size, and response frames that are
+//! ready together go out in one write from a buffer that lives only while the response does.
+
+use std::convert::Infallible;
+use std::future::{Future, poll_fn};
+use std::io;
+use std::pin::pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::response::{IntoResponse, Response};
+use bytes::{Bytes, BytesMut};
+use futures_util::FutureExt;
+use http::{Method, Request, StatusCode};
+use http_body::Body as _;
+use http_body_util::BodyExt;
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+use tokio_util::sync::CancellationToken;
+use tower::ServiceExt;
+
+use super::framing::{BodyDecoder, Decoded, Framing};
+use super::request::{Rejection, RequestHead, parse_request_head};
+use super::response::{BodyFraming, LAST_CHUNK, encode_head, push_chunk};
+use crate::error::ApiError;
+
+/// Limits of one connection.
+#[derive(Debug, Clone)]
+pub(crate) struct ConnectionOptions {
+    /// Largest request body read (`MIDSTREAM_MAX_BODY_BYTES`); beyond it, 413.
+    pub(crate) max_body: usize,
+    /// Once a request has begun, each read of its head or body must arrive within this.
+    pub(crate) read_timeout: Duration,
+    /// How long a kept-alive connection may wait for its next request.
+    pub(crate) idle_timeout: Duration,
+}
+
+/// The read buffer grows by this much when less than [`MIN_SPARE`] is free.
+const READ_SIZE: usize = 4096;
+const MIN_SPARE: usize = 512;
+
+/// Pipelined bytes kept while a response is written; beyond this the socket is left unread
+/// (and a departure unnoticed) until the response is done.
+const MAX_PIPELINED: usize = 64 * 1024;
+
+/// How long, and how much, a connection closed before its request was read keeps reading.
+const LINGER_TIME: Duration = Duration::from_secs(2);
+const LINGER_BYTES: usize = 1 << 20;
+
+/// Response bytes gathered for one write when several frames are ready at once.
+const MAX_BATCH: usize = 64 * 1024;
+
+/// Serves `stream` until the client closes it, a request asks to close, or `draining` is
+/// cancelled (then the response in progress is finished first).
+pub(crate) async fn serve_connection(
+    stream: TcpStream,
+    router: Router,
+    options: &ConnectionOptions,
+    draining: CancellationToken,
+) {
+    let mut connection = Connection {
+        stream,
+        buf: BytesMut::new(),
+    };
+    if let Err(error) = connection.run(&router, options, &draining).await {
+        tracing::debug!(%error, "client connection ended with an error");
+    }
+}
+
+struct Connection {
+    stream: TcpStream,
+    /// Bytes read but not yet parsed; empty (and unallocated) between requests.
+    buf: BytesMut,
+}
+
+/// Why a request body could not be read.
+enum BodyFailure {
+    Rejected(Rejection),
+    TooLarge,
+    /// The client closed the connection or it failed: nobody to answer.
+    Gone,
+}
+
+impl Connection {
+    async fn run(
+        &mut self,
+        router: &Router,
+        options: &ConnectionOptions,
+        draining: &CancellationToken,
+    ) -> io::Result<()> {
+        loop {
+            let head = match self.read_head(options, draining).await? {
+                Some(Ok(head)) => head,
+                Some(Err(rejection)) => return self.reject(&rejection).await,
+                None => return Ok(()),
+            };
+            let body = match self.read_body(&head, options).await {
+                Ok(body) => body,
+                Err(BodyFailure::Rejected(rejection)) => return self.reject(&rejection).await,
+                Err(BodyFailure::TooLarge) => {
+                    let limit = options.max_body;
+                    let response = ApiError::PayloadTooLarge { limit }.into_response();
+                    self.respond(response, false, head.is_http11(), true)
+                        .await?;
+                    return self.linger().await;
+                }
+                Err(BodyFailure::Gone) => return Ok(()),
+            };
+            if self.buf.is_empty() {
+                self.buf = BytesMut::new();
+            }
+            let head_request = head.parts.method == Method::HEAD;
+            let http11 = head.is_http11();
+            let request = Request::from_parts(head.parts, Body::from(body));
+            let Some(response) = self
+                .until_client_leaves(router.clone().oneshot(request))
+                .await
+            else {
+                return Ok(());
+            };
+            let response = response.unwrap_or_else(|never: Infallible| match never {});
+            let close = !head.keep_alive || draining.is_cancelled();
+            if !self.respond(response, head_request, http11, close).await? {
+                return Ok(());
+            }
+        }
+    }
+
+    /// The next request head. `Ok(None)`: the client closed the connection, it idled out, or
+    /// the server is draining and no request has begun.
+    async fn read_head(
+        &mut self,
+        options: &ConnectionOptions,
+        draining: &CancellationToken,
+    ) -> io::Result<Option<Result<RequestHead, Rejection>>> {
+        loop {
+            if !self.buf.is_empty() {
+                match parse_request_head(&mut self.buf) {
+                    Ok(Some(head)) => return Ok(Some(Ok(head))),
+                    Ok(None) => {}
+                    Err(rejection) => return Ok(Some(Err(rejection))),
+                }
+            }
+            let between_requests = self.buf.is_empty();
+            let read = if between_requests {
+                tokio::select! {
+                    biased;
+                    () = draining.cancelled() => return Ok(None),
+                    read = tokio::time::timeout(options.idle_timeout, self.fill()) => read,
+                }
+            } else {
+                tokio::time::timeout(options.read_timeout, self.fill()).await
+            };
+            match read {
+                Err(_) if between_requests => return Ok(None),
+                Err(_) => return Ok(Some(Err(request_timeout()))),
+                Ok(Ok(0)) => return Ok(None),
+                Ok(Ok(_)) => {}
+                Ok(Err(error)) => return Err(error),
+            }
+        }
+    }
+
+    /// Reads the whole request body (bounded by `max_body`) into a buffer of its own.
+    async fn read_body(
+        &mut self,
+        head: &RequestHead,
+        options: &ConnectionOptions,
+    ) -> Result<Bytes, BodyFailure> {
+        if head.framing == Framing::Length(0) {
+            return Ok(Bytes::new());
+        }
+        let declared = match head.framing {
+            Framing::Length(length) => usize::try_from(length).unwrap_or(usize::MAX),
+            _ => 0,
+        };
+        if declared > options.max_body {
+            return Err(BodyFailure::TooLarge);
+        }
+        if head.expects_continue {
+            self.stream
+                .write_all(b"HTTP/1.1 100 Continue\r\n\r\n")
+                .await
+                .map_err(|_| BodyFailure::Gone)?;
+        }
+        let mut body = BytesMut::with_capacity(declared);
+        let mut decoder = BodyDecoder::new(head.framing);
+        loop {
+            let decoded = decoder.decode(&mut self.buf).map_err(|error| {
+                BodyFailure::Rejected(Rejection::bad_request(error.to_string()))
+            })?;
+            match decoded {
+                Decoded::Data(data) if body.len() + data.len() > options.max_body => {
+                    return Err(BodyFailure::TooLarge);
+                }
+                Decoded::Data(data) => body.extend_from_slice(&data),
+                Decoded::End => return Ok(body.freeze()),
+                Decoded::Incomplete => {
+                    match tokio::time::timeout(options.read_timeout, self.fill()).await {
+                        Err(_) => return Err(BodyFailure::Rejected(request_timeout())),
+                        Ok(Ok(0) | Err(_)) => return Err(BodyFailure::Gone),
+                        Ok(Ok(_)) => {}
+                    }
+                }
+            }
+        }
+    }
+
+    /// Reads what the client sent into the buffer, allocating only once there is something to
+    /// read. `Ok(0)`: the client closed the connection.
+    async fn fill(&mut self) -> io::Result<usize> {
+        loop {
+            self.stream.readable().await?;
+            if self.buf.capacity() - self.buf.len() < MIN_SPARE {
+                self.buf.reserve(READ_SIZE);
+            }
+            match self.stream.try_read_buf(&mut self.buf) {
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => {}
+                result => return result,
+            }
+        }
+    }
+
+    /// Runs `future` while watching the socket; `None` if the client left first.
+    async fn until_client_leaves<F: Future>(&mut self, future: F) -> Option<F::Output> {
+        let mut future = pin!(future);
+        poll_fn(|cx| {
+            if let Poll::Ready(output) = future.as_mut().poll(cx) {
+                return Poll::Ready(Some(output));
+            }
+            self.poll_client_gone(cx).map(|()| None)
+        })
+        .await
+    }
+
+    /// Ready once the client has closed the connection (or it failed). Bytes that arrive
+    /// meanwhile are kept for the next request.
+    fn poll_client_gone(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        loop {
+            if self.buf.len() >= MAX_PIPELINED {
+                return Poll::Pending;
+            }
+            match self.stream.poll_read_ready(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Err(_)) => return Poll::Ready(()),
+                Poll::Ready(Ok(())) => {}
+            }
+            if self.buf.capacity() - self.buf.len() < MIN_SPARE {
+                self.buf.reserve(READ_SIZE);
+            }
+            match self.stream.try_read_buf(&mut self.buf) {
+                Ok(0) => return Poll::Ready(()),
+                Err(error) if error.kind() != io::ErrorKind::WouldBlock => return Poll::Ready(()),
+                Ok(_) | Err(_) => {}
+            }
+        }
+    }
+
+    /// Writes `response`. Returns whether the connection may carry another request.
+    async fn respond(
+        &mut self,
+        response: Response,
+        head_request: bool,
+        http11: bool,
+        close: bool,
+    ) -> io::Result<bool> {
+        let (parts, mut body) = response.into_parts();
+        let framing =
+            BodyFraming::choose(head_request, parts.status, body.size_hint().exact(), http11);
+        let mut out = Vec::with_capacity(256);
+        encode_head(&parts, framing, close, &mut out);
+        drop(parts);
+        if framing == BodyFraming::Omitted {
+            self.stream.write_all(&out).await?;
+            return Ok(!close);
+        }
+        let mut left = match framing {
+            BodyFraming::Length(len) => len,
+            _ => u64::MAX,
+        };
+        loop {
+            // Frames that are ready now join the pending write; the first one is waited for.
+            let next = if out.is_empty() {
+                match self.until_client_leaves(body.frame()).await {
+                    Some(next) => Some(next),
+                    None => return Ok(false),
+                }
+            } else if out.len() < MAX_BATCH {
+                body.frame().now_or_never()
+            } else {
+                None
+            };
+            match next {
+                None => {
+                    self.stream.write_all(&out).await?;
+                    out.clear();
+                }
+                Some(Some(Ok(frame))) => {
+                    if let Ok(data) = frame.into_data() {
+                        push_data(&mut out, framing, &data, &mut left)?;
+                    }
+                }
+                Some(Some(Err(error))) => {
+                    // The client must see an incomplete message, not a complete short one.
+                    self.stream.write_all(&out).await?;
+                    return Err(io::Error::other(error));
+                }
+                Some(None) => {
+                    let complete = match framing {
+                        BodyFraming::Length(_) => left == 0,
+                        BodyFraming::Chunked => {
+                            out.extend_from_slice(LAST_CHUNK);
+                            true
+                        }
+                        BodyFraming::Omitted | BodyFraming::UntilClose => true,
+                    };
+                    self.stream.write_all(&out).await?;
+                    return Ok(complete && !close && !framing.closes());
+                }
+            }
+        }
+    }
+
+    /// Answers a request that cannot be served, and closes the connection.
+    async fn reject(&mut self, rejection: &Rejection) -> io::Result<()> {
+        tracing::debug!(status = %rejection.status, message = %rejection.message, "rejected an HTTP request");
+        let code = match rejection.status {
+            StatusCode::REQUEST_TIMEOUT => "request_timeout",
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE => "request_header_too_large",
+            StatusCode::NOT_IMPLEMENTED => "unsupported_transfer_coding",
+            StatusCode::HTTP_VERSION_NOT_SUPPORTED => "http_version_not_supported",
+            _ => "invalid_http_request",
+        };
+        let mut response =
+            ApiError::bad_request(code, rejection.message.clone(), None).into_response();
+        *response.status_mut() = rejection.status;
+        self.respond(response, false, true, true).await?;
+        self.linger().await
+    }
+
+    /// Closes after an answer given before the request was read to its end: the rest of it is
+    /// read and dropped for a moment first, since closing a socket with unread data resets the
+    /// connection, and the client may then lose the answer before reading it.
+    async fn linger(&mut self) -> io::Result<()> {
+        self.stream.shutdown().await?;
+        let drain = async {
+            let mut drained = 0;
+            while drained < LINGER_BYTES {
+                self.buf.clear();
+                match self.fill().await {
+                    Ok(0) | Err(_) => break,
+                    Ok(read) => drained += read,
+                }
+            }
+        };
+        let _ = tokio::time::timeout(LINGER_TIME, drain).await;
+        Ok(())
+    }
+}
+
+/// Appends body bytes to the pending write, framed; a body longer than its declared length is
+/// an error (the connection closes rather than send bytes the client would misread).
+fn push_data(
+    out: &mut Vec<u8>,
+    framing: BodyFraming,
+    data: &[u8],
+    left: &mut u64,
+) -> io::Result<()> {
+    match framing {
+        BodyFraming::Chunked => push_chunk(out, data),
+        BodyFraming::Length(_) if data.len() as u64 > *left => {
+            return Err(io::Error::other(
+                "the response body is longer than its length",
+            ));
+        }
+        BodyFraming::Length(_) | BodyFraming::UntilClose => {
+            *left -= data.len() as u64;
+            out.extend_from_slice(data);
+        }
+        BodyFraming::Omitted => {}
+    }
+    Ok(())
+}
+
+fn request_timeout() -> Rejection {
+    Rejection {
+        status: StatusCode::REQUEST_TIMEOUT,
+        message: "the request did not arrive in time".to_owned(),
+    }
+}
