@@ -7,7 +7,7 @@
 //! (pipelining) are kept for its next request.
 //!
 //! Memory per held stream is the point of this module (see [`super`]): between requests the
-//! connection holds no buffer (it waits for readability before allocating one), a request body
+//! connection holds no buffer (it allocates one only for bytes that arrived), a request body
 //! is copied out of the read buffer into one of its exact size, and response frames that are
 //! ready together go out in one write from a buffer that lives only while the response does.
 
@@ -47,9 +47,8 @@ pub(crate) struct ConnectionOptions {
     pub(crate) idle_timeout: Duration,
 }
 
-/// The read buffer grows by this much when less than [`MIN_SPARE`] is free.
+/// Most bytes taken from the socket in one read.
 const READ_SIZE: usize = 4096;
-const MIN_SPARE: usize = 512;
 
 /// Pipelined bytes kept while a response is written; beyond this the socket is left unread
 /// (and a departure unnoticed) until the response is done.
@@ -218,19 +217,26 @@ impl Connection {
         }
     }
 
-    /// Reads what the client sent into the buffer, allocating only once there is something to
-    /// read. `Ok(0)`: the client closed the connection.
+    /// Reads what the client sent into the buffer. `Ok(0)`: the client closed the connection.
     async fn fill(&mut self) -> io::Result<usize> {
         loop {
             self.stream.readable().await?;
-            if self.buf.capacity() - self.buf.len() < MIN_SPARE {
-                self.buf.reserve(READ_SIZE);
-            }
-            match self.stream.try_read_buf(&mut self.buf) {
+            match self.try_read_more() {
                 Err(error) if error.kind() == io::ErrorKind::WouldBlock => {}
                 result => return result,
             }
         }
+    }
+
+    /// One non-blocking read, appended to the buffer. Reading through a stack buffer means
+    /// the connection's buffer is only allocated (or grown) for bytes that actually arrived:
+    /// readiness is often stale, and a buffer reserved for a read that finds nothing would
+    /// stay with the stream for its whole life.
+    fn try_read_more(&mut self) -> io::Result<usize> {
+        let mut chunk = [0u8; READ_SIZE];
+        let read = self.stream.try_read(&mut chunk)?;
+        self.buf.extend_from_slice(&chunk[..read]);
+        Ok(read)
     }
 
     /// Runs `future` while watching the socket; `None` if the client left first.
@@ -257,10 +263,7 @@ impl Connection {
                 Poll::Ready(Err(_)) => return Poll::Ready(()),
                 Poll::Ready(Ok(())) => {}
             }
-            if self.buf.capacity() - self.buf.len() < MIN_SPARE {
-                self.buf.reserve(READ_SIZE);
-            }
-            match self.stream.try_read_buf(&mut self.buf) {
+            match self.try_read_more() {
                 Ok(0) => return Poll::Ready(()),
                 Err(error) if error.kind() != io::ErrorKind::WouldBlock => return Poll::Ready(()),
                 Ok(_) | Err(_) => {}
