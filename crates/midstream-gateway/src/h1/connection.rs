@@ -194,7 +194,8 @@ impl Connection {
                 .await
                 .map_err(|_| BodyFailure::Gone)?;
         }
-        let mut body = BytesMut::with_capacity(declared);
+        // The declared length is only a claim: the buffer grows with what actually arrives.
+        let mut body = BytesMut::with_capacity(declared.min(READ_SIZE * 16));
         let mut decoder = BodyDecoder::new(head.framing);
         loop {
             let decoded = decoder.decode(&mut self.buf).map_err(|error| {

@@ -242,7 +242,12 @@ pub(crate) fn invalid(message: &str) -> io::Error {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
+    use crate::h1::client::parse_head;
+    use crate::h1::request::parse_request_head;
+    use crate::h1::response::{LAST_CHUNK, push_chunk};
 
     /// Feeds `wire` in pieces of `step` bytes, as reads would deliver it.
     fn decode_all(framing: Framing, wire: &[u8], step: usize) -> io::Result<(Vec<u8>, bool)> {
@@ -353,5 +358,51 @@ mod tests {
             &header::CONNECTION,
             "close"
         ));
+    }
+
+    /// Heads that get a parser past its first line, so the random tails reach the deeper code.
+    const STARTS: &[&str] = &[
+        "",
+        "POST /v1/chat/completions HTTP/1.1\r\n",
+        "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n",
+        "5\r\nhello\r\n",
+    ];
+
+    proptest! {
+        /// What is chunked is decoded back to the same bytes, however the reads fall.
+        #[test]
+        fn chunked_bodies_round_trip_at_any_read_size(
+            chunks in prop::collection::vec(prop::collection::vec(any::<u8>(), 0..300), 0..8),
+            step in 1usize..64,
+        ) {
+            let mut wire = Vec::new();
+            for chunk in &chunks {
+                push_chunk(&mut wire, chunk);
+            }
+            wire.extend_from_slice(LAST_CHUNK);
+            let (data, ended) = decode_all(Framing::Chunked, &wire, step).expect("valid");
+            prop_assert_eq!(data, chunks.concat());
+            prop_assert!(ended);
+        }
+
+        /// Any bytes at all: the parsers answer or refuse, never panic, and a decoder never
+        /// hands on more than it was given.
+        #[test]
+        fn no_input_panics_or_invents_data(
+            start in prop::sample::select(STARTS),
+            tail in prop::collection::vec(any::<u8>(), 0..512),
+            step in 1usize..64,
+            length in 0u64..600,
+        ) {
+            let mut bytes = start.as_bytes().to_vec();
+            bytes.extend_from_slice(&tail);
+            let _ = parse_request_head(&mut BytesMut::from(&bytes[..]));
+            let _ = parse_head(&mut BytesMut::from(&bytes[..]));
+            for framing in [Framing::Chunked, Framing::Length(length), Framing::UntilClose] {
+                if let Ok((data, _)) = decode_all(framing, &bytes, step) {
+                    prop_assert!(data.len() <= bytes.len());
+                }
+            }
+        }
     }
 }
