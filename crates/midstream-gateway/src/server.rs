@@ -27,10 +27,6 @@ use midstream_tools::{Dispatcher, DispatcherConfig, ToolsConfig, builtin_registr
 
 /// After the grace period, how long cut streams get to write their error and close.
 const CUT_STREAMS_GRACE: Duration = Duration::from_secs(5);
-/// Once a request has begun, each read of its head or body must arrive within this.
-const REQUEST_READ_TIMEOUT: Duration = Duration::from_secs(30);
-/// How long a kept-alive client connection may wait for its next request.
-const KEEP_ALIVE_IDLE: Duration = Duration::from_secs(90);
 /// How long the final recorder flush may take.
 const FLUSH_DEADLINE: Duration = Duration::from_secs(10);
 
@@ -177,8 +173,8 @@ impl Gateway {
         let stop_accepting = CancellationToken::new();
         let options = ConnectionOptions {
             max_body: state.config.limits.max_body_bytes,
-            read_timeout: REQUEST_READ_TIMEOUT,
-            idle_timeout: KEEP_ALIVE_IDLE,
+            read_timeout: state.config.timeouts.client_read,
+            idle_timeout: state.config.timeouts.client_idle,
         };
         let app = crate::app::app(state, inflight);
         if let Ok(addr) = listener.local_addr() {

@@ -224,3 +224,44 @@ async fn requests_that_cannot_be_served_get_an_openai_error_and_a_close() {
         .expect("answer");
     assert_eq!(response.status(), 200);
 }
+
+#[tokio::test]
+async fn a_trickling_head_times_out_and_an_idle_connection_is_closed() {
+    let app = TestApp::builder()
+        .env("MIDSTREAM_CLIENT_READ_TIMEOUT_MS", "300")
+        .env("MIDSTREAM_CLIENT_IDLE_TIMEOUT_MS", "300")
+        .start()
+        .await;
+    // Every byte arrives well within the read timeout, but the head as a whole does not.
+    let mut stream = connect(&app).await;
+    stream
+        .write_all(b"GET /healthz HTTP/1.1\r\n")
+        .await
+        .expect("write");
+    for _ in 0..6 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        if stream.write_all(b"x-slow: 1\r\n").await.is_err() {
+            break;
+        }
+    }
+    let answer = read_to_close(&mut stream).await;
+    assert!(
+        answer.starts_with("HTTP/1.1 408 Request Timeout\r\n"),
+        "{answer}"
+    );
+    let body = &answer[answer.find("\r\n\r\n").expect("head end") + 4..];
+    assert_eq!(error_code(body), "request_timeout");
+
+    let mut stream = connect(&app).await;
+    stream
+        .write_all(b"GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n")
+        .await
+        .expect("write");
+    let (head, _) = read_response(&mut stream).await;
+    assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
+    assert_eq!(
+        read_to_close(&mut stream).await,
+        "",
+        "closed once idle, nothing more sent"
+    );
+}

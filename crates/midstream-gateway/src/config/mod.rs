@@ -176,6 +176,11 @@ pub struct Timeouts {
     /// Longest wait for a stream's row to be committed before its first token is sent anyway
     /// (the row is still written when the database recovers).
     pub record_open_wait: Duration,
+    /// A client's request head must arrive whole within this of its first byte, and each read
+    /// of a request body within this of the previous one (else 408).
+    pub client_read: Duration,
+    /// How long a kept-alive client connection may wait for its next request.
+    pub client_idle: Duration,
 }
 
 /// What to do with `tool_calls` the model streams for tools the gateway owns.
@@ -328,6 +333,8 @@ impl Config {
                     "a number of seconds",
                 )?),
                 record_open_wait: millis(env, "MIDSTREAM_RECORD_OPEN_WAIT_MS", 2_000)?,
+                client_read: millis(env, "MIDSTREAM_CLIENT_READ_TIMEOUT_MS", 30_000)?,
+                client_idle: millis(env, "MIDSTREAM_CLIENT_IDLE_TIMEOUT_MS", 90_000)?,
             },
             recorder: RecorderConfig {
                 queue_capacity: usize_of(env, "MIDSTREAM_RECORDER_QUEUE", 65_536)?,

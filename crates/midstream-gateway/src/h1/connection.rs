@@ -28,6 +28,7 @@ use http_body::Body as _;
 use http_body_util::BodyExt;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 
@@ -41,7 +42,8 @@ use crate::error::ApiError;
 pub(crate) struct ConnectionOptions {
     /// Largest request body read (`MIDSTREAM_MAX_BODY_BYTES`); beyond it, 413.
     pub(crate) max_body: usize,
-    /// Once a request has begun, each read of its head or body must arrive within this.
+    /// A request head must arrive whole within this of its first byte, and each read of a
+    /// request body within this of the previous one.
     pub(crate) read_timeout: Duration,
     /// How long a kept-alive connection may wait for its next request.
     pub(crate) idle_timeout: Duration,
@@ -144,6 +146,9 @@ impl Connection {
         options: &ConnectionOptions,
         draining: &CancellationToken,
     ) -> io::Result<Option<Result<RequestHead, Rejection>>> {
+        // The whole head must arrive within `read_timeout` of its first byte, however slowly
+        // it trickles in (a client holding connections open one byte at a time).
+        let mut deadline = None;
         loop {
             if !self.buf.is_empty() {
                 match parse_request_head(&mut self.buf) {
@@ -160,7 +165,9 @@ impl Connection {
                     read = tokio::time::timeout(options.idle_timeout, self.fill()) => read,
                 }
             } else {
-                tokio::time::timeout(options.read_timeout, self.fill()).await
+                let deadline =
+                    *deadline.get_or_insert_with(|| Instant::now() + options.read_timeout);
+                tokio::time::timeout_at(deadline, self.fill()).await
             };
             match read {
                 Err(_) if between_requests => return Ok(None),
