@@ -3,9 +3,10 @@
 //!
 //! # The hot path
 //!
-//! For a plain-HTTP upstream, polling this body also drives the upstream connection
-//! ([`crate::upstream`]'s driven connections), so a frame wakes one task: the one that reads
-//! the upstream's socket is the one that writes to the client's.
+//! For a plain-HTTP upstream, polling this body reads the upstream's socket itself
+//! ([`crate::upstream`]'s driven connections), and the client connection's task polls this body
+//! ([`crate::h1`]), so a frame wakes one task: the one that reads the upstream's socket is the one
+//! that writes to the client's. Frames that are ready together leave in one write.
 //!
 //! Per upstream read: [`FrameSplitter::push`] finds frame ends with `memchr` and hands out
 //! zero-copy slices; per frame, [`ChunkView::parse`] reads choice 0's content, finish reason
