@@ -9,12 +9,14 @@
 //! 4. `Cors` — only when `MIDSTREAM_CORS_ORIGINS` lists origins (an explicit allow-list).
 //! 5. request counting by route and status, for `/metrics`.
 //! 6. error logging — logs the hidden cause of any 5xx once.
-//! 7. `/v1` only: authentication, then for the completions route the [`InflightLayer`].
+//! 7. bodies the HTTP server refused ([`BodyTooLarge`]) answered 413 here, so the answer carries
+//!    the request id and CORS headers like any other.
+//! 8. `/v1` only: authentication, then for the completions route the [`InflightLayer`].
 
 use axum::Router;
 use axum::extract::{MatchedPath, Request};
 use axum::middleware::{self, Next};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use http::HeaderName;
 use tower::ServiceBuilder;
@@ -24,7 +26,7 @@ use tower_http::services::{ServeDir, ServeFile};
 use tower_http::trace::TraceLayer;
 
 use crate::auth;
-use crate::error::ErrorDetail;
+use crate::error::{ApiError, ErrorDetail};
 use crate::inflight::{InflightConfig, InflightLayer};
 use crate::routes::{chat, fallback, health, metrics, models, streams};
 use crate::state::AppState;
@@ -65,8 +67,24 @@ pub fn app(state: AppState, inflight: InflightConfig) -> Router {
                 .layer(PropagateRequestIdLayer::new(REQUEST_ID))
                 .option_layer(cors)
                 .layer(middleware::from_fn(prometheus::count_requests))
-                .layer(middleware::from_fn(log_server_errors)),
+                .layer(middleware::from_fn(log_server_errors))
+                .layer(middleware::from_fn(refuse_oversized_bodies)),
         )
+}
+
+/// Marks a request whose body the HTTP server did not read because it exceeds
+/// `MIDSTREAM_MAX_BODY_BYTES` (the request arrives with an empty body).
+#[derive(Debug, Clone, Copy)]
+pub struct BodyTooLarge {
+    /// The limit in bytes.
+    pub limit: usize,
+}
+
+async fn refuse_oversized_bodies(request: Request, next: Next) -> Response {
+    match request.extensions().get::<BodyTooLarge>() {
+        Some(&BodyTooLarge { limit }) => ApiError::PayloadTooLarge { limit }.into_response(),
+        None => next.run(request).await,
+    }
 }
 
 fn request_span(request: &Request) -> tracing::Span {

@@ -129,6 +129,10 @@ async fn a_body_over_the_limit_is_refused_before_it_is_sent() {
         "{answer}"
     );
     assert!(
+        answer.contains("\r\nx-request-id: "),
+        "answered by the app, with its headers: {answer}"
+    );
+    assert!(
         !answer.contains("100 Continue"),
         "no go-ahead for a body that is refused"
     );

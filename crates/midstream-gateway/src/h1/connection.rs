@@ -23,7 +23,7 @@ use axum::body::Body;
 use axum::response::{IntoResponse, Response};
 use bytes::{Bytes, BytesMut};
 use futures_util::FutureExt;
-use http::{Method, Request, StatusCode};
+use http::{Method, Request, StatusCode, Version};
 use http_body::Body as _;
 use http_body_util::BodyExt;
 use tokio::io::AsyncWriteExt;
@@ -35,6 +35,7 @@ use tower::ServiceExt;
 use super::framing::{BodyDecoder, Decoded, Framing};
 use super::request::{Rejection, RequestHead, parse_request_head};
 use super::response::{BodyFraming, LAST_CHUNK, encode_head, push_chunk};
+use crate::app::BodyTooLarge;
 use crate::error::ApiError;
 
 /// Limits of one connection.
@@ -107,24 +108,28 @@ impl Connection {
                 Some(Err(rejection)) => return self.reject(&rejection).await,
                 None => return Ok(()),
             };
-            let body = match self.read_body(&head, options).await {
-                Ok(body) => body,
+            let mut parts = head.parts;
+            // A body too large is not read: the app answers the request (413, with the same
+            // headers as any answer) and the connection closes after it.
+            let (body, refused) = match self
+                .read_body(head.framing, head.expects_continue, options)
+                .await
+            {
+                Ok(body) => (body, false),
                 Err(BodyFailure::Rejected(rejection)) => return self.reject(&rejection).await,
                 Err(BodyFailure::TooLarge) => {
                     let limit = options.max_body;
-                    let response = ApiError::PayloadTooLarge { limit }.into_response();
-                    self.respond(response, false, head.is_http11(), true)
-                        .await?;
-                    return self.linger().await;
+                    parts.extensions.insert(BodyTooLarge { limit });
+                    (Bytes::new(), true)
                 }
                 Err(BodyFailure::Gone) => return Ok(()),
             };
             if self.buf.is_empty() {
                 self.buf = BytesMut::new();
             }
-            let head_request = head.parts.method == Method::HEAD;
-            let http11 = head.is_http11();
-            let request = Request::from_parts(head.parts, Body::from(body));
+            let head_request = parts.method == Method::HEAD;
+            let http11 = parts.version == Version::HTTP_11;
+            let request = Request::from_parts(parts, Body::from(body));
             let Some(response) = self
                 .until_client_leaves(router.clone().oneshot(request))
                 .await
@@ -132,8 +137,12 @@ impl Connection {
                 return Ok(());
             };
             let response = response.unwrap_or_else(|never: Infallible| match never {});
-            let close = !head.keep_alive || draining.is_cancelled();
-            if !self.respond(response, head_request, http11, close).await? {
+            let close = refused || !head.keep_alive || draining.is_cancelled();
+            let reusable = self.respond(response, head_request, http11, close).await?;
+            if refused {
+                return self.linger().await;
+            }
+            if !reusable {
                 return Ok(());
             }
         }
@@ -182,20 +191,21 @@ impl Connection {
     /// Reads the whole request body (bounded by `max_body`) into a buffer of its own.
     async fn read_body(
         &mut self,
-        head: &RequestHead,
+        framing: Framing,
+        expects_continue: bool,
         options: &ConnectionOptions,
     ) -> Result<Bytes, BodyFailure> {
-        if head.framing == Framing::Length(0) {
+        if framing == Framing::Length(0) {
             return Ok(Bytes::new());
         }
-        let declared = match head.framing {
+        let declared = match framing {
             Framing::Length(length) => usize::try_from(length).unwrap_or(usize::MAX),
             _ => 0,
         };
         if declared > options.max_body {
             return Err(BodyFailure::TooLarge);
         }
-        if head.expects_continue {
+        if expects_continue {
             self.stream
                 .write_all(b"HTTP/1.1 100 Continue\r\n\r\n")
                 .await
@@ -203,7 +213,7 @@ impl Connection {
         }
         // The declared length is only a claim: the buffer grows with what actually arrives.
         let mut body = BytesMut::with_capacity(declared.min(READ_SIZE * 16));
-        let mut decoder = BodyDecoder::new(head.framing);
+        let mut decoder = BodyDecoder::new(framing);
         loop {
             let decoded = decoder.decode(&mut self.buf).map_err(|error| {
                 BodyFailure::Rejected(Rejection::bad_request(error.to_string()))

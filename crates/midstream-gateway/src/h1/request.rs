@@ -24,13 +24,6 @@ pub(crate) struct RequestHead {
     pub(crate) expects_continue: bool,
 }
 
-impl RequestHead {
-    /// Whether the response may use chunked framing (HTTP/1.1 clients only).
-    pub(crate) fn is_http11(&self) -> bool {
-        self.parts.version == Version::HTTP_11
-    }
-}
-
 /// A request that cannot be served, with the status that says why.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Rejection {
@@ -161,7 +154,8 @@ mod tests {
         assert_eq!(head.parts.uri, "/v1/chat/completions?x=1");
         assert_eq!(head.parts.headers["host"], "a");
         assert_eq!(head.framing, Framing::Length(2));
-        assert!(head.keep_alive && head.expects_continue && head.is_http11());
+        assert!(head.keep_alive && head.expects_continue);
+        assert_eq!(head.parts.version, Version::HTTP_11);
         assert_eq!(&buf[..], b"{}", "the body is left in the buffer");
 
         assert!(
@@ -176,7 +170,8 @@ mod tests {
         let old = parse("GET / HTTP/1.0\r\n\r\n")
             .expect("ok")
             .expect("complete");
-        assert!(!old.keep_alive && !old.is_http11());
+        assert!(!old.keep_alive);
+        assert_eq!(old.parts.version, Version::HTTP_10);
         assert_eq!(old.framing, Framing::Length(0));
     }
 
