@@ -19,11 +19,17 @@ async fn start(args: &[&str]) -> (Child, String) {
         .spawn()
         .expect("the binary starts");
     let stdout = child.stdout.take().expect("piped stdout");
+    let mut reader = BufReader::new(stdout);
     let mut first_line = String::new();
-    tokio::time::timeout(PATIENCE, BufReader::new(stdout).read_line(&mut first_line))
+    tokio::time::timeout(PATIENCE, reader.read_line(&mut first_line))
         .await
         .expect("the binary prints its address")
         .expect("readable stdout");
+    // The binary prints more (its weather API's address): keep reading, or it would write to a
+    // closed pipe and die.
+    tokio::spawn(async move {
+        let _ = tokio::io::copy(&mut reader, &mut tokio::io::sink()).await;
+    });
     let base = first_line
         .trim_end()
         .strip_prefix("listening on ")
