@@ -14,8 +14,8 @@
 use std::convert::Infallible;
 use std::future::{Future, poll_fn};
 use std::io;
-use std::pin::pin;
-use std::task::{Context, Poll};
+use std::pin::{Pin, pin};
+use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
 use axum::Router;
@@ -26,7 +26,7 @@ use futures_util::FutureExt;
 use http::{Method, Request, StatusCode, Version};
 use http_body::Body as _;
 use http_body_util::BodyExt;
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncRead, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -50,8 +50,11 @@ pub(crate) struct ConnectionOptions {
     pub(crate) idle_timeout: Duration,
 }
 
-/// Most bytes taken from the socket in one read.
+/// Most bytes taken from the socket in one read of a request.
 const READ_SIZE: usize = 4096;
+
+/// Most bytes taken in one read while a response is written (pipelined requests are rare).
+const WATCH_READ_SIZE: usize = 256;
 
 /// Pipelined bytes kept while a response is written; beyond this the socket is left unread
 /// (and a departure unnoticed) until the response is done.
@@ -237,24 +240,20 @@ impl Connection {
 
     /// Reads what the client sent into the buffer. `Ok(0)`: the client closed the connection.
     async fn fill(&mut self) -> io::Result<usize> {
-        loop {
-            self.stream.readable().await?;
-            match self.try_read_more() {
-                Err(error) if error.kind() == io::ErrorKind::WouldBlock => {}
-                result => return result,
-            }
-        }
+        poll_fn(|cx| self.poll_read_more::<READ_SIZE>(cx)).await
     }
 
-    /// One non-blocking read, appended to the buffer. Reading through a stack buffer means
-    /// the connection's buffer is only allocated (or grown) for bytes that actually arrived:
-    /// readiness is often stale, and a buffer reserved for a read that finds nothing would
-    /// stay with the stream for its whole life.
-    fn try_read_more(&mut self) -> io::Result<usize> {
-        let mut chunk = [0u8; READ_SIZE];
-        let read = self.stream.try_read(&mut chunk)?;
-        self.buf.extend_from_slice(&chunk[..read]);
-        Ok(read)
+    /// One read, appended to the buffer. Reading through a stack buffer means the connection's
+    /// buffer is only allocated (or grown) for bytes that actually arrived: readiness is often
+    /// stale, and a buffer reserved for a read that finds nothing would stay with the stream for
+    /// its whole life. Through `AsyncRead`, so that a short read marks the socket drained and
+    /// the next poll makes no syscall.
+    fn poll_read_more<const N: usize>(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
+        let mut chunk = [0u8; N];
+        let mut read = ReadBuf::new(&mut chunk);
+        ready!(Pin::new(&mut self.stream).poll_read(cx, &mut read))?;
+        self.buf.extend_from_slice(read.filled());
+        Poll::Ready(Ok(read.filled().len()))
     }
 
     /// Runs `future` while watching the socket; `None` if the client left first.
@@ -276,15 +275,13 @@ impl Connection {
             if self.buf.len() >= MAX_PIPELINED {
                 return Poll::Pending;
             }
-            match self.stream.poll_read_ready(cx) {
-                Poll::Pending => return Poll::Pending,
-                Poll::Ready(Err(_)) => return Poll::Ready(()),
-                Poll::Ready(Ok(())) => {}
+            // Checked first so that the usual case, nothing sent, costs no read at all.
+            if ready!(self.stream.poll_read_ready(cx)).is_err() {
+                return Poll::Ready(());
             }
-            match self.try_read_more() {
-                Ok(0) => return Poll::Ready(()),
-                Err(error) if error.kind() != io::ErrorKind::WouldBlock => return Poll::Ready(()),
-                Ok(_) | Err(_) => {}
+            match ready!(self.poll_read_more::<WATCH_READ_SIZE>(cx)) {
+                Ok(0) | Err(_) => return Poll::Ready(()),
+                Ok(_) => {}
             }
         }
     }

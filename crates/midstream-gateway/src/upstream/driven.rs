@@ -237,21 +237,17 @@ fn reserve(buf: &mut BytesMut) {
     }
 }
 
-/// Reads what the socket has into `buf`; `Ok(0)` at the end of the connection.
+/// Reads what the socket has into `buf`; `Ok(0)` at the end of the connection. Through
+/// `AsyncRead`, not `try_read`: a read that leaves room in the buffer tells tokio the socket is
+/// drained, which spares the next poll a read that would only return `EWOULDBLOCK` (one
+/// syscall per frame).
 fn poll_fill(
-    stream: &TcpStream,
+    stream: &mut TcpStream,
     buf: &mut BytesMut,
     cx: &mut Context<'_>,
 ) -> Poll<io::Result<usize>> {
     reserve(buf);
-    loop {
-        match stream.try_read_buf(buf) {
-            Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
-                ready!(stream.poll_read_ready(cx))?;
-            }
-            result => return Poll::Ready(result),
-        }
-    }
+    tokio_util::io::poll_read_buf(Pin::new(stream), cx, buf)
 }
 
 /// A response body that reads its connection while it is read.
@@ -270,7 +266,7 @@ impl Stream for DrivenBody {
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = &mut *self;
         loop {
-            let Some(stream) = &this.stream else {
+            let Some(stream) = &mut this.stream else {
                 return Poll::Ready(None);
             };
             let decoded = match this.decoder.decode(&mut this.buf) {
