@@ -175,6 +175,7 @@ impl Gateway {
             max_body: state.config.limits.max_body_bytes,
             read_timeout: state.config.timeouts.client_read,
             idle_timeout: state.config.timeouts.client_idle,
+            send_timeout: state.config.timeouts.client_send,
         };
         let app = crate::app::app(state, inflight);
         if let Ok(addr) = listener.local_addr() {

@@ -351,6 +351,54 @@ async fn bodies_framed_by_length_or_by_closing_pass_through_and_broken_chunks_en
     assert_eq!(record["response"]["text"], "Hel");
 }
 
+/// A client that stops reading would otherwise hold its stream, and the upstream request,
+/// for as long as it keeps the connection.
+#[tokio::test]
+async fn a_client_that_stops_reading_is_cut_off_and_its_stream_cancelled() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mock = MockUpstream::start().await;
+    let app = TestApp::builder()
+        .upstream(mock.base_url())
+        .env("MIDSTREAM_CLIENT_SEND_TIMEOUT_MS", "300")
+        .start()
+        .await;
+    // ≈ 10 MB of frames at full speed: more than the socket buffers between us can hold.
+    let pieces: Vec<String> = (0..10_000).map(|_| "x".repeat(1000)).collect();
+    mock.push(Scenario::text(pieces));
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket
+        .set_recv_buffer_size(4096)
+        .expect("small receive buffer");
+    let mut stream = socket.connect(app.addr).await.expect("connects");
+    let body = stream_request().to_string();
+    let request = format!(
+        "POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).await.expect("write");
+    // The response head, and then not another byte read.
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        stream.read_exact(&mut byte).await.expect("head");
+        head.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&head).to_lowercase();
+    let id = head
+        .lines()
+        .find_map(|line| line.strip_prefix("x-midstream-stream-id: "))
+        .expect("the stream id")
+        .trim()
+        .to_owned();
+    assert!(
+        mock.wait_for_early_disconnect(Duration::from_secs(10))
+            .await,
+        "the upstream request ends once the client stops reading"
+    );
+    assert_eq!(app.record(&id).await["status"], "cancelled");
+    drop(stream);
+}
+
 #[tokio::test]
 async fn a_silent_upstream_mid_stream_times_out_into_an_error_event() {
     let mock = MockUpstream::start().await;

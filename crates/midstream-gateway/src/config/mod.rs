@@ -181,6 +181,8 @@ pub struct Timeouts {
     pub client_read: Duration,
     /// How long a kept-alive client connection may wait for its next request.
     pub client_idle: Duration,
+    /// Longest a response write may wait for a client that stopped reading.
+    pub client_send: Duration,
 }
 
 /// What to do with `tool_calls` the model streams for tools the gateway owns.
@@ -335,6 +337,7 @@ impl Config {
                 record_open_wait: millis(env, "MIDSTREAM_RECORD_OPEN_WAIT_MS", 2_000)?,
                 client_read: millis(env, "MIDSTREAM_CLIENT_READ_TIMEOUT_MS", 30_000)?,
                 client_idle: millis(env, "MIDSTREAM_CLIENT_IDLE_TIMEOUT_MS", 90_000)?,
+                client_send: millis(env, "MIDSTREAM_CLIENT_SEND_TIMEOUT_MS", 60_000)?,
             },
             recorder: RecorderConfig {
                 queue_capacity: usize_of(env, "MIDSTREAM_RECORDER_QUEUE", 65_536)?,

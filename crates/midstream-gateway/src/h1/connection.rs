@@ -48,6 +48,9 @@ pub(crate) struct ConnectionOptions {
     pub(crate) read_timeout: Duration,
     /// How long a kept-alive connection may wait for its next request.
     pub(crate) idle_timeout: Duration,
+    /// Longest a write of the response may wait for the client to read: a client that stops
+    /// reading would otherwise hold its stream, and the upstream request, forever.
+    pub(crate) send_timeout: Duration,
 }
 
 /// Most bytes taken from the socket in one read of a request.
@@ -78,6 +81,7 @@ pub(crate) async fn serve_connection(
     let mut connection = Connection {
         stream,
         buf: BytesMut::new(),
+        send_timeout: options.send_timeout,
     };
     if let Err(error) = connection.run(&router, options, &draining).await {
         tracing::debug!(%error, "client connection ended with an error");
@@ -88,6 +92,8 @@ struct Connection {
     stream: TcpStream,
     /// Bytes read but not yet parsed; empty (and unallocated) between requests.
     buf: BytesMut,
+    /// [`ConnectionOptions::send_timeout`].
+    send_timeout: Duration,
 }
 
 /// Why a request body could not be read.
@@ -209,8 +215,7 @@ impl Connection {
             return Err(BodyFailure::TooLarge);
         }
         if expects_continue {
-            self.stream
-                .write_all(b"HTTP/1.1 100 Continue\r\n\r\n")
+            self.send(b"HTTP/1.1 100 Continue\r\n\r\n")
                 .await
                 .map_err(|_| BodyFailure::Gone)?;
         }
@@ -301,7 +306,7 @@ impl Connection {
         encode_head(&parts, framing, close, &mut out);
         drop(parts);
         if framing == BodyFraming::Omitted {
-            self.stream.write_all(&out).await?;
+            self.send(&out).await?;
             return Ok(!close);
         }
         let mut left = match framing {
@@ -322,7 +327,7 @@ impl Connection {
             };
             match next {
                 None => {
-                    self.stream.write_all(&out).await?;
+                    self.send(&out).await?;
                     out.clear();
                 }
                 Some(Some(Ok(frame))) => {
@@ -332,7 +337,7 @@ impl Connection {
                 }
                 Some(Some(Err(error))) => {
                     // The client must see an incomplete message, not a complete short one.
-                    self.stream.write_all(&out).await?;
+                    self.send(&out).await?;
                     return Err(io::Error::other(error));
                 }
                 Some(None) => {
@@ -344,11 +349,24 @@ impl Connection {
                         }
                         BodyFraming::Omitted | BodyFraming::UntilClose => true,
                     };
-                    self.stream.write_all(&out).await?;
+                    self.send(&out).await?;
                     return Ok(complete && !close && !framing.closes());
                 }
             }
         }
+    }
+
+    /// Writes `bytes`, giving up after the send timeout (the connection then closes and the
+    /// stream is dropped, which ends the upstream request and records it as cancelled).
+    async fn send(&mut self, bytes: &[u8]) -> io::Result<()> {
+        tokio::time::timeout(self.send_timeout, self.stream.write_all(bytes))
+            .await
+            .map_err(|_| {
+                io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "the client stopped reading its response",
+                )
+            })?
     }
 
     /// Answers a request that cannot be served, and closes the connection.
