@@ -48,6 +48,11 @@ async fn read_response(stream: &mut TcpStream) -> (String, String) {
     (head, String::from_utf8(body).expect("UTF-8 body"))
 }
 
+/// The body of a whole response read off the wire.
+fn body_of(answer: &str) -> &str {
+    &answer[answer.find("\r\n\r\n").expect("head end") + 4..]
+}
+
 fn error_code(body: &str) -> String {
     let value: Value = serde_json::from_str(body).expect("an OpenAI error body");
     value["error"]["code"].as_str().expect("code").to_owned()
@@ -136,8 +141,7 @@ async fn a_body_over_the_limit_is_refused_before_it_is_sent() {
         !answer.contains("100 Continue"),
         "no go-ahead for a body that is refused"
     );
-    let body = &answer[answer.find("\r\n\r\n").expect("head end") + 4..];
-    assert_eq!(error_code(body), "request_too_large");
+    assert_eq!(error_code(body_of(&answer)), "request_too_large");
 }
 
 #[tokio::test]
@@ -216,8 +220,7 @@ async fn requests_that_cannot_be_served_get_an_openai_error_and_a_close() {
             "{status}: {answer}"
         );
         assert!(answer.contains("connection: close\r\n"), "{answer}");
-        let body = &answer[answer.find("\r\n\r\n").expect("head end") + 4..];
-        assert_eq!(error_code(body), code);
+        assert_eq!(error_code(body_of(&answer)), code);
     }
     // The server is unharmed.
     let response = app
@@ -253,8 +256,7 @@ async fn a_trickling_head_times_out_and_an_idle_connection_is_closed() {
         answer.starts_with("HTTP/1.1 408 Request Timeout\r\n"),
         "{answer}"
     );
-    let body = &answer[answer.find("\r\n\r\n").expect("head end") + 4..];
-    assert_eq!(error_code(body), "request_timeout");
+    assert_eq!(error_code(body_of(&answer)), "request_timeout");
 
     let mut stream = connect(&app).await;
     stream

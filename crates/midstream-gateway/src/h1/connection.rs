@@ -23,7 +23,7 @@ use axum::body::Body;
 use axum::response::{IntoResponse, Response};
 use bytes::{Bytes, BytesMut};
 use futures_util::FutureExt;
-use http::{Method, Request, StatusCode, Version};
+use http::{Method, Request, Version};
 use http_body::Body as _;
 use http_body_util::BodyExt;
 use tokio::io::{AsyncRead, AsyncWriteExt, ReadBuf};
@@ -189,7 +189,7 @@ impl Connection {
             };
             match read {
                 Err(_) if between_requests => return Ok(None),
-                Err(_) => return Ok(Some(Err(request_timeout()))),
+                Err(_) => return Ok(Some(Err(Rejection::timeout()))),
                 Ok(Ok(0)) => return Ok(None),
                 Ok(Ok(_)) => {}
                 Ok(Err(error)) => return Err(error),
@@ -234,7 +234,7 @@ impl Connection {
                 Decoded::End => return Ok(body.freeze()),
                 Decoded::Incomplete => {
                     match tokio::time::timeout(options.read_timeout, self.fill()).await {
-                        Err(_) => return Err(BodyFailure::Rejected(request_timeout())),
+                        Err(_) => return Err(BodyFailure::Rejected(Rejection::timeout())),
                         Ok(Ok(0) | Err(_)) => return Err(BodyFailure::Gone),
                         Ok(Ok(_)) => {}
                     }
@@ -372,15 +372,8 @@ impl Connection {
     /// Answers a request that cannot be served, and closes the connection.
     async fn reject(&mut self, rejection: &Rejection) -> io::Result<()> {
         tracing::debug!(status = %rejection.status, message = %rejection.message, "rejected an HTTP request");
-        let code = match rejection.status {
-            StatusCode::REQUEST_TIMEOUT => "request_timeout",
-            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE => "request_header_too_large",
-            StatusCode::NOT_IMPLEMENTED => "unsupported_transfer_coding",
-            StatusCode::HTTP_VERSION_NOT_SUPPORTED => "http_version_not_supported",
-            _ => "invalid_http_request",
-        };
-        let mut response =
-            ApiError::bad_request(code, rejection.message.clone(), None).into_response();
+        let mut response = ApiError::bad_request(rejection.code(), rejection.message.clone(), None)
+            .into_response();
         *response.status_mut() = rejection.status;
         self.respond(response, false, true, true).await?;
         self.linger().await
@@ -428,11 +421,4 @@ fn push_data(
         BodyFraming::Omitted => {}
     }
     Ok(())
-}
-
-fn request_timeout() -> Rejection {
-    Rejection {
-        status: StatusCode::REQUEST_TIMEOUT,
-        message: "the request did not arrive in time".to_owned(),
-    }
 }

@@ -42,6 +42,25 @@ impl Rejection {
     pub(crate) fn bad_request(message: impl Into<String>) -> Rejection {
         Rejection::new(StatusCode::BAD_REQUEST, message)
     }
+
+    /// A request that did not arrive in time.
+    pub(crate) fn timeout() -> Rejection {
+        Rejection::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "the request did not arrive in time",
+        )
+    }
+
+    /// The stable error code clients see (OpenAI's `error.code`).
+    pub(crate) fn code(&self) -> &'static str {
+        match self.status {
+            StatusCode::REQUEST_TIMEOUT => "request_timeout",
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE => "request_header_too_large",
+            StatusCode::NOT_IMPLEMENTED => "unsupported_transfer_coding",
+            StatusCode::HTTP_VERSION_NOT_SUPPORTED => "http_version_not_supported",
+            _ => "invalid_http_request",
+        }
+    }
 }
 
 /// Parses a request head at the start of `buf`, consuming it. `Ok(None)`: more bytes are

@@ -203,16 +203,14 @@ async fn exchange(
             return Ok(head);
         }
         reserve(buf);
-        match stream.read_buf(buf).await {
-            Ok(0) => {
-                return Err(Failed {
-                    error: io::Error::new(
-                        io::ErrorKind::UnexpectedEof,
-                        "the upstream closed the connection before its response head ended",
-                    ),
-                    answered: received > 0,
-                });
-            }
+        let read = match stream.read_buf(buf).await {
+            Ok(0) => Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "the upstream closed the connection before its response head ended",
+            )),
+            read => read,
+        };
+        match read {
             Ok(read) => received += read,
             Err(error) => {
                 return Err(Failed {
