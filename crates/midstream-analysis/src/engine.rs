@@ -8,6 +8,7 @@ use crate::error::RuleError;
 use crate::forward::ForwardScan;
 use crate::guard::GuardAutomaton;
 use crate::literal::{LiteralRule, LiteralSet, LiteralSource, literal_regex};
+use crate::openings::Openings;
 use crate::regex_program::RegexProgram;
 use crate::rule::{Pattern, Rule, RuleId};
 
@@ -31,6 +32,8 @@ pub(crate) struct ScopeEngine {
     pub(crate) forward: Option<ForwardScan>,
     pub(crate) literals: Option<LiteralSet>,
     pub(crate) guard: Option<GuardAutomaton>,
+    /// What a match of some rule of the scope can begin with (the scanner jumps over the rest).
+    pub(crate) openings: Openings,
     /// Bytes of stream history a scanner keeps: every look-back the rules need, plus text a
     /// guarded scope has not released yet (both at most the longest bound plus context).
     pub(crate) history: usize,
@@ -121,11 +124,19 @@ impl ScopeEngine {
                     .map_err(|problem| scope_error("redact/stop guard", problem))?,
             )
         };
+        let mut openings = Openings::none();
+        for slot in &regexes {
+            slot.program.add_openings(&mut openings);
+        }
+        if let Some(set) = &literals {
+            set.add_openings(&mut openings);
+        }
         Ok(ScopeEngine {
             regexes,
             forward,
             literals,
             guard,
+            openings: openings.finish(),
             history: 2 * (longest + CONTEXT_BYTES),
         })
     }
@@ -137,6 +148,7 @@ impl ScopeEngine {
             forward: None,
             literals: None,
             guard: None,
+            openings: Openings::none(),
             history: 2 * CONTEXT_BYTES,
         }
     }

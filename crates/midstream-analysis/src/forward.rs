@@ -24,7 +24,8 @@ pub(crate) const IDLE_CACHE_LIMIT: usize = 64;
 #[derive(Debug)]
 pub(crate) struct ForwardScan {
     dfa: DFA,
-    idle: Mutex<Vec<Cache>>,
+    /// Idle caches, each with the clear count at which its start states were last tagged.
+    idle: Mutex<Vec<(Cache, usize)>>,
 }
 
 impl ForwardScan {
@@ -33,11 +34,14 @@ impl ForwardScan {
         // MatchKind::All: a match state lists every pattern with a match ending there. With no
         // minimum clear count the lazy DFA never gives up: when its cache is full it clears it
         // and goes on (we only ever hold one state, the current one, so a clear is harmless).
+        // Start states are tagged, so the scanner sees for free when no match is in progress
+        // (and jumps ahead, see `crate::openings`).
         let dfa = DFA::builder()
             .configure(
                 DFA::config()
                     .match_kind(MatchKind::All)
-                    .minimum_cache_clear_count(None),
+                    .minimum_cache_clear_count(None)
+                    .specialize_start_states(true),
             )
             .thompson(thompson::Config::new().which_captures(WhichCaptures::None))
             .build_many(patterns)
@@ -48,21 +52,51 @@ impl ForwardScan {
         })
     }
 
-    /// A cache for a new stream, warm if one is idle.
-    pub(crate) fn take_cache(&self) -> Cache {
+    /// A cache for a new stream, warm if one is idle, with the clear count at which its start
+    /// states were last tagged.
+    pub(crate) fn take_cache(&self) -> (Cache, usize) {
         let reused = self
             .idle
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .pop();
-        reused.unwrap_or_else(|| self.dfa.create_cache())
+        reused.unwrap_or_else(|| {
+            let mut cache = self.dfa.create_cache();
+            self.tag_start_states(&mut cache);
+            let tagged_at = cache.clear_count();
+            (cache, tagged_at)
+        })
+    }
+
+    /// Tags the start states again if the cache was cleared since `tagged_at` (see
+    /// [`ForwardScan::tag_start_states`]).
+    pub(crate) fn retag_after_clear(&self, cache: &mut Cache, tagged_at: &mut usize) {
+        if cache.clear_count() != *tagged_at {
+            self.tag_start_states(cache);
+            *tagged_at = cache.clear_count();
+        }
+    }
+
+    /// Builds the start state of every look-behind before anything else, so that each is built
+    /// as a start state and tagged. A state first reached by stepping is not tagged, and a start
+    /// state equal to it would then not be either: the scan would be right, just never jump.
+    /// Done on a new cache and again after the cache was cleared (by then, states reached
+    /// since the clear may already exist untagged; only jumps are lost until the next clear).
+    fn tag_start_states(&self, cache: &mut Cache) {
+        for look_behind in std::iter::once(None).chain((0..=255u8).map(Some)) {
+            let config = start::Config::new()
+                .anchored(Anchored::No)
+                .look_behind(look_behind);
+            // Cannot fail (see `start`); a failure only means fewer jumps.
+            let _ = self.dfa.start_state(cache, &config);
+        }
     }
 
     /// Gives a stream's cache back for reuse.
-    pub(crate) fn return_cache(&self, cache: Cache) {
+    pub(crate) fn return_cache(&self, cache: Cache, tagged_at: usize) {
         let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
         if idle.len() < IDLE_CACHE_LIMIT {
-            idle.push(cache);
+            idle.push((cache, tagged_at));
         }
     }
 
@@ -72,6 +106,22 @@ impl ForwardScan {
         self.dfa
             .start_state(cache, &start::Config::new().anchored(Anchored::No))
             .ok()
+    }
+
+    /// The state at a position right after `look_behind`, when no match is in progress there.
+    #[inline]
+    pub(crate) fn start_after(
+        &self,
+        cache: &mut Cache,
+        look_behind: u8,
+        current: LazyStateID,
+    ) -> LazyStateID {
+        let config = start::Config::new()
+            .anchored(Anchored::No)
+            .look_behind(Some(look_behind));
+        self.dfa
+            .start_state(cache, &config)
+            .unwrap_or_else(|_| self.restart(cache, current))
     }
 
     /// One step. Should the cache ever give up (it is configured not to), the cache is reset
@@ -102,5 +152,48 @@ impl ForwardScan {
         for index in 0..self.dfa.match_len(cache, state) {
             slots.push(self.dfa.match_pattern(cache, state, index).as_usize());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Bytes of `a`/`b` from a fixed xorshift sequence.
+    fn ab_text(len: usize) -> Vec<u8> {
+        let mut seed = 0x9E37_79B9_7F4A_7C15_u64;
+        (0..len)
+            .map(|_| {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                if seed & 1 == 0 { b'a' } else { b'b' }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn start_states_are_tagged_on_a_new_cache_and_again_after_a_clear() {
+        // The unanchored scan of this pattern needs 2^16 states: random text fills the cache.
+        let scan = ForwardScan::build(&["a[ab]{16}c"]).unwrap();
+        let (mut cache, mut tagged_at) = scan.take_cache();
+        let mut state = scan.start(&mut cache).unwrap();
+        assert!(state.is_start());
+        assert!(scan.start_after(&mut cache, b' ', state).is_start());
+        for &byte in &ab_text(1 << 20) {
+            state = scan.next(&mut cache, state, byte);
+            if cache.clear_count() > 0 {
+                break;
+            }
+        }
+        assert!(
+            cache.clear_count() > 0,
+            "the cache should have been cleared"
+        );
+        scan.retag_after_clear(&mut cache, &mut tagged_at);
+        assert_eq!(tagged_at, cache.clear_count());
+        // Not reached by stepping since the clear (only `a`/`b` were), so tagged again.
+        assert!(scan.start_after(&mut cache, b' ', state).is_start());
+        assert!(scan.start_after(&mut cache, b'x', state).is_start());
     }
 }

@@ -15,6 +15,7 @@ use regex_automata::util::primitives::StateID;
 
 use crate::error::one_line;
 use crate::liveness::{DenseDfa, Liveness, start_configs};
+use crate::openings::FirstPairs;
 use crate::rule::RuleId;
 use crate::window::Window;
 
@@ -30,10 +31,10 @@ pub(crate) struct GuardAutomaton {
     starts: Vec<StateID>,
     /// Bytes that can begin a guarded match after some look-behind.
     first_byte: [bool; 256],
-    /// Bit `(b0 << 8) | b1`: the two bytes can begin a guarded match after some look-behind.
-    /// Most bytes that can begin a match are common letters whose run dies on the next byte;
-    /// this table lets those die without DFA work.
-    first_pair: Vec<u64>,
+    /// The byte pairs a guarded match can begin with, after some look-behind. Most bytes that
+    /// can begin a match are common letters whose run dies on the next byte; this table lets
+    /// those die without DFA work.
+    first_pair: FirstPairs,
     /// Longest guarded match, in bytes.
     bound: u64,
 }
@@ -65,23 +66,8 @@ impl GuardAutomaton {
                 .iter()
                 .any(|&start| liveness.can_match_later(dfa.next_state(start, byte)));
         }
-        let mut first_pair = vec![0u64; 1024];
-        let mut distinct_starts = starts.clone();
-        distinct_starts.sort_unstable();
-        distinct_starts.dedup();
-        for &start in &distinct_starts {
-            for first in (0..=255u8).filter(|&byte| first_byte[usize::from(byte)]) {
-                let Some(after_first) = liveness_step(&dfa, &liveness, start, first) else {
-                    continue;
-                };
-                for second in 0..=255u8 {
-                    if liveness_step(&dfa, &liveness, after_first, second).is_some() {
-                        let bit = usize::from(first) << 8 | usize::from(second);
-                        first_pair[bit / 64] |= 1 << (bit % 64);
-                    }
-                }
-            }
-        }
+        let mut first_pair = FirstPairs::none();
+        first_pair.add_automaton(&dfa, &liveness);
         Ok(GuardAutomaton {
             dfa,
             liveness,
@@ -105,10 +91,7 @@ impl GuardAutomaton {
     /// Whether a guarded match can begin with `first` followed by `second`.
     #[inline]
     pub(crate) fn may_start_pair(&self, first: u8, second: u8) -> bool {
-        let bit = usize::from(first) << 8 | usize::from(second);
-        self.first_pair
-            .get(bit / 64)
-            .is_some_and(|word| word & (1 << (bit % 64)) != 0)
+        self.first_pair.contains(first, second)
     }
 
     /// The state of a run after one more byte, or `None` when no guarded match can come of it.

@@ -101,6 +101,7 @@ mod forward;
 mod guard;
 mod literal;
 mod liveness;
+mod openings;
 mod output;
 mod regex_program;
 mod rule;

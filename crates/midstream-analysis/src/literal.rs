@@ -11,6 +11,7 @@ use aho_corasick::dfa::DFA;
 use aho_corasick::{Anchored, MatchKind, StartKind};
 
 use crate::error::one_line;
+use crate::openings::Openings;
 use crate::rule::RuleId;
 
 /// One literal/keywords rule of the scope.
@@ -37,6 +38,8 @@ struct Keyword {
 pub(crate) struct LiteralSet {
     dfa: DFA,
     start: StateID,
+    /// The automaton folds ASCII case (some rule asks for it).
+    fold: bool,
     keywords: Vec<Keyword>,
     rules: Vec<LiteralRule>,
 }
@@ -79,6 +82,7 @@ impl LiteralSet {
         Ok(Some(LiteralSet {
             dfa,
             start,
+            fold,
             keywords,
             rules,
         }))
@@ -89,7 +93,14 @@ impl LiteralSet {
         &self.rules
     }
 
-    /// The state before any byte.
+    /// Adds what a keyword can begin with, as the automaton sees them.
+    pub(crate) fn add_openings(&self, openings: &mut Openings) {
+        for keyword in &self.keywords {
+            openings.add_keyword(&keyword.bytes, self.fold);
+        }
+    }
+
+    /// The state before any byte (the automaton returns to it whenever no keyword is begun).
     pub(crate) fn start(&self) -> StateID {
         self.start
     }

@@ -20,6 +20,7 @@ use regex_syntax::hir::Hir;
 
 use crate::error::{RuleProblem, one_line};
 use crate::liveness::{DenseDfa, Liveness};
+use crate::openings::Openings;
 
 /// Memory budget of each dense DFA of one rule (forward and reverse), in bytes.
 pub(crate) const AUTOMATON_SIZE_LIMIT: usize = 4 << 20;
@@ -112,6 +113,11 @@ impl RegexProgram {
     /// Whether `state` (reached after feeding the byte at position `p`) says a match ends at `p`.
     pub(crate) fn is_match(&self, state: StateID) -> bool {
         self.forward.is_match_state(state)
+    }
+
+    /// Adds what a match of this rule can begin with.
+    pub(crate) fn add_openings(&self, openings: &mut Openings) {
+        openings.add_automaton(&self.forward, &self.liveness);
     }
 
     /// Whether a longer match may still follow `state`.

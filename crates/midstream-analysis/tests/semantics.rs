@@ -482,3 +482,97 @@ fn detector_and_scanner_are_thread_friendly() {
     send_sync::<Detector>();
     send::<Scanner>();
 }
+
+#[test]
+fn a_scan_cache_that_fills_and_clears_changes_nothing() {
+    // The forward scan of this rule needs 2^16 lazy DFA states, so random text clears its cache
+    // again and again; jumping over text (whole pieces) must find what byte-by-byte finds.
+    let detector = load(
+        r#"
+        [[intent]]
+        name = "long"
+        regex = 'a[ab]{16}c'
+        action = "emit"
+        "#,
+    );
+    let mut seed = 0x2545_F491_4F6C_DD1D_u64;
+    let text: Vec<u8> = (0..300_000)
+        .map(|_| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            match seed % 41 {
+                0 => b'c',
+                1 => b' ',
+                roll if roll % 2 == 0 => b'a',
+                _ => b'b',
+            }
+        })
+        .collect();
+    let whole = run(
+        &detector,
+        Scope::Output,
+        &text.chunks(4096).collect::<Vec<_>>(),
+    );
+    let byte_by_byte = run(&detector, Scope::Output, &bytes(&text));
+    assert!(whole.detections().len() > 10);
+    assert_eq!(whole.detections(), byte_by_byte.detections());
+}
+
+#[test]
+fn jumping_over_text_finds_what_stepping_finds() {
+    // Openings whose third byte is a digit, a capital, punctuation or a space (next to one that
+    // is not), a keyword that folds case, a word boundary, an end anchor and a redaction; the
+    // filler holds near misses.
+    let detector = load(
+        r#"
+        [[intent]]
+        name = "code"
+        regex = 'ab[-x][0-9]+'
+        action = "emit"
+
+        [[intent]]
+        name = "shout"
+        regex = '(?-u:\b)NO[A-Z]+!'
+        action = "emit"
+
+        [[intent]]
+        name = "price"
+        regex = '[0-9]{2} (?:EUR|USD)'
+        action = "emit"
+
+        [[intent]]
+        name = "greeting"
+        keywords = ["hi there", "yo!"]
+        case_insensitive = true
+        action = "emit"
+
+        [[intent]]
+        name = "token"
+        regex = 'tk_[A-Z0-9]{4}'
+        action = "redact"
+
+        [[intent]]
+        name = "last"
+        regex = 'fin\.$'
+        action = "emit"
+        "#,
+    );
+    let mut text = String::new();
+    for round in 0..200 {
+        text.push_str("abc ab- ab-x NOx NOPE? 1 EUR HI THER tk_ab some ordinary filler words ");
+        match round % 5 {
+            0 => text.push_str("see ab-42, "),
+            1 => text.push_str("NOWAY! said 12 EUR and 34 USD, "),
+            2 => text.push_str("Hi There and YO! "),
+            3 => text.push_str("key tk_A1B2 leaked "),
+            _ => text.push_str("xNOPE! is no shout "),
+        }
+    }
+    text.push_str("fin.");
+    let whole = run(&detector, Scope::Output, &[text.as_bytes()]);
+    let byte_by_byte = run(&detector, Scope::Output, &bytes(text.as_bytes()));
+    assert_eq!(whole.detections().len(), 40 + 40 * 3 + 40 * 2 + 40 + 1);
+    assert_eq!(whole.detections(), byte_by_byte.detections());
+    assert_eq!(whole.released, byte_by_byte.released);
+}

@@ -3,8 +3,10 @@
 //! Each byte is fed to the scope's forward scan (regex rules) and keyword automaton, one DFA
 //! step each, and, in a guarded scope, to the live guard runs (a run starts only on a byte that
 //! can begin a guarded match). As long as neither automaton reports a match and no match is in
-//! progress, that is all the work there is (the *fast path*). Otherwise the byte takes the
-//! *slow path* below, in this order:
+//! progress, that is all the work there is (the *fast path*); and when the automata hold no
+//! match attempt at all, the fast path jumps to the next position where some rule's match can
+//! begin ([`crate::openings`]): most bytes of ordinary text are never stepped. Otherwise
+//! the byte takes the *slow path* below, in this order:
 //!
 //! 1. pending regex matches (extensions) take the byte; those that cannot grow any more settle;
 //! 2. rules the forward scan reports as having a match ending here start an extension;
@@ -30,6 +32,10 @@ use crate::window::Window;
 
 mod keywords;
 mod regex;
+
+/// Jumps are only looked for with at least this many bytes left in the piece: the last bytes
+/// of a piece are always stepped, so in token-sized pieces looking would cost more than it saves.
+const MIN_JUMP_SPAN: usize = 8;
 
 /// Input is processed in slices of at most this many bytes, so the window never has to hold
 /// more than the history plus one slice, whatever the size of a chunk.
@@ -82,6 +88,8 @@ struct LiteralTrack {
 #[derive(Debug)]
 struct ForwardCursor {
     cache: Cache,
+    /// The cache's clear count when its start states were last tagged.
+    tagged_at: usize,
     state: LazyStateID,
 }
 
@@ -114,9 +122,12 @@ impl ScanState {
     /// A fresh stream over `engine`; takes a forward-scan cache from the engine's pool.
     pub(crate) fn new(engine: &ScopeEngine) -> ScanState {
         let forward = engine.forward.as_ref().and_then(|scan| {
-            let mut cache = scan.take_cache();
-            scan.start(&mut cache)
-                .map(|state| ForwardCursor { cache, state })
+            let (mut cache, tagged_at) = scan.take_cache();
+            scan.start(&mut cache).map(|state| ForwardCursor {
+                cache,
+                tagged_at,
+                state,
+            })
         });
         let literal_count = engine.literals.as_ref().map_or(0, |set| set.rules().len());
         ScanState {
@@ -151,7 +162,7 @@ impl ScanState {
     /// Gives the forward-scan cache back to the engine's pool.
     pub(crate) fn recycle(&mut self, engine: &ScopeEngine) {
         if let (Some(scan), Some(cursor)) = (&engine.forward, self.forward.take()) {
-            scan.return_cache(cursor.cache);
+            scan.return_cache(cursor.cache, cursor.tagged_at);
         }
     }
 
@@ -249,6 +260,9 @@ impl ScanState {
         piece: &[u8],
         out: &mut ScanOutput,
     ) -> bool {
+        if let (Some(scan), Some(cursor)) = (&engine.forward, &mut self.forward) {
+            scan.retag_after_clear(&mut cursor.cache, &mut cursor.tagged_at);
+        }
         let base = self.fed;
         let mut from = 0;
         while let Some((at, forward_hit, keyword_hit)) = self.skim(engine, piece, from, base) {
@@ -298,7 +312,23 @@ impl ScanState {
         if let (Some((scan, cursor)), Some(set)) = (&mut forward, &engine.literals) {
             let mut state = cursor.state;
             let mut keyword_state = *literal_state;
-            for (index, &byte) in piece.iter().enumerate().skip(from) {
+            let mut index = from;
+            while index < piece.len() {
+                // One branch for the whole test (`&`, not `&&`): its parts change from byte to
+                // byte, and each would be a branch to mispredict.
+                if piece.len() - index >= MIN_JUMP_SPAN
+                    && (state.is_start()
+                        & (keyword_state == set.start())
+                        & !every_byte
+                        & !guard.has_runs())
+                {
+                    let target = engine.openings.next_candidate(piece, index);
+                    if target > index {
+                        state = scan.start_after(&mut cursor.cache, piece[target - 1], state);
+                        index = target;
+                    }
+                }
+                let byte = piece[index];
                 state = scan.next(&mut cursor.cache, state, byte);
                 keyword_state = set.next(keyword_state, byte);
                 step_guard(engine, guard, window, piece, base, index);
@@ -313,12 +343,35 @@ impl ScanState {
                     }
                     return Some((index, forward_hit, keyword_hit));
                 }
+                index += 1;
             }
             cursor.state = state;
             *literal_state = keyword_state;
             return None;
         }
-        for (index, &byte) in piece.iter().enumerate().skip(from) {
+        let mut index = from;
+        while index < piece.len() {
+            let quiet = piece.len() - index >= MIN_JUMP_SPAN
+                && forward
+                    .as_ref()
+                    .is_none_or(|(_, cursor)| cursor.state.is_start())
+                && engine
+                    .literals
+                    .as_ref()
+                    .is_none_or(|set| *literal_state == set.start())
+                && !every_byte
+                && !guard.has_runs();
+            if quiet {
+                let target = engine.openings.next_candidate(piece, index);
+                if target > index {
+                    if let Some((scan, cursor)) = &mut forward {
+                        cursor.state =
+                            scan.start_after(&mut cursor.cache, piece[target - 1], cursor.state);
+                    }
+                    index = target;
+                }
+            }
+            let byte = piece[index];
             let mut forward_hit = false;
             if let Some((scan, cursor)) = &mut forward {
                 cursor.state = scan.next(&mut cursor.cache, cursor.state, byte);
@@ -337,6 +390,7 @@ impl ScanState {
             if forward_hit || keyword_hit || every_byte {
                 return Some((index, forward_hit, keyword_hit));
             }
+            index += 1;
         }
         None
     }
