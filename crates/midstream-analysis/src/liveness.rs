@@ -128,23 +128,25 @@ pub(crate) fn start_configs() -> impl Iterator<Item = start::Config> {
         })
 }
 
+/// An anchored dense DFA built the way the crate builds its rule automata, for tests.
 #[cfg(test)]
-mod tests {
+pub(crate) fn anchored(pattern: &str) -> DenseDfa {
     use regex_automata::MatchKind;
     use regex_automata::dfa::StartKind;
 
-    use super::*;
+    dense::Builder::new()
+        .configure(
+            dense::Config::new()
+                .match_kind(MatchKind::All)
+                .start_kind(StartKind::Anchored),
+        )
+        .build(pattern)
+        .expect("test pattern compiles")
+}
 
-    fn anchored(pattern: &str) -> DenseDfa {
-        dense::Builder::new()
-            .configure(
-                dense::Config::new()
-                    .match_kind(MatchKind::All)
-                    .start_kind(StartKind::Anchored),
-            )
-            .build(pattern)
-            .unwrap()
-    }
+#[cfg(test)]
+mod tests {
+    use super::*;
 
     fn walk(dfa: &DenseDfa, text: &[u8]) -> StateID {
         let mut sid = dfa

@@ -363,21 +363,8 @@ fn case_variants(byte: u8, fold: bool) -> [u8; 2] {
 
 #[cfg(test)]
 mod tests {
-    use regex_automata::MatchKind;
-    use regex_automata::dfa::{StartKind, dense};
-
     use super::*;
-
-    fn anchored(pattern: &str) -> DenseDfa {
-        dense::Builder::new()
-            .configure(
-                dense::Config::new()
-                    .match_kind(MatchKind::All)
-                    .start_kind(StartKind::Anchored),
-            )
-            .build(pattern)
-            .unwrap()
-    }
+    use crate::liveness::anchored;
 
     fn openings_of(patterns: &[&str]) -> Openings {
         let mut openings = Openings::none();
