@@ -236,9 +236,24 @@ const ORACLE_RULES: &[(&str, usize)] = &[
     ("[abc]{2,3}", 3),
 ];
 
+/// Rules whose matches are all at least three bytes long, so the scanner keeps its four-byte
+/// openings and jumps over long stretches of text (see `openings`).
+const ORACLE_LONG_RULES: &[(&str, usize)] = &[
+    ("abca+", 8),
+    ("(?-u:\\b)ba[bc]a", 6),
+    ("c\\na[ab]", 6),
+    ("(?i)ab[ c]a", 6),
+    ("b[ac]{2}c$", 6),
+    ("(?m)^aab", 5),
+];
+
 fn oracle_detector() -> Arc<Detector> {
+    detector_of(ORACLE_RULES)
+}
+
+fn detector_of(rules: &[(&str, usize)]) -> Arc<Detector> {
     let mut toml = String::new();
-    for (index, (pattern, max_len)) in ORACLE_RULES.iter().enumerate() {
+    for (index, (pattern, max_len)) in rules.iter().enumerate() {
         toml.push_str(&format!(
             "[[intent]]\nname = \"r{index}\"\nregex = '{pattern}'\nmax_len = {max_len}\naction = \"emit\"\n"
         ));
@@ -287,14 +302,32 @@ proptest! {
     ) {
         let detector = oracle_detector();
         let result = run(&detector, Scope::Output, &random_split(text.as_bytes(), &cuts));
-        for (index, (pattern, max_len)) in ORACLE_RULES.iter().enumerate() {
-            let got: Vec<(u64, u64)> = result
-                .detections()
-                .iter()
-                .filter(|d| d.rule.0 == index)
-                .map(|d| (d.start, d.end))
-                .collect();
-            prop_assert_eq!(got, oracle(pattern, *max_len, text.as_bytes()), "pattern {}", pattern);
-        }
+        check_against_oracle(ORACLE_RULES, &result, text.as_bytes())?;
     }
+
+    #[test]
+    /// Long texts fed whole: the scanner jumps over most of them.
+    fn jumps_keep_the_documented_semantics(text in "[abcAB \n]{0,300}", cuts in cuts()) {
+        static DETECTOR: std::sync::OnceLock<Arc<Detector>> = std::sync::OnceLock::new();
+        let detector = DETECTOR.get_or_init(|| detector_of(ORACLE_LONG_RULES));
+        let result = run(detector, Scope::Output, &random_split(text.as_bytes(), &cuts));
+        check_against_oracle(ORACLE_LONG_RULES, &result, text.as_bytes())?;
+    }
+}
+
+fn check_against_oracle(
+    rules: &[(&str, usize)],
+    result: &common::Run,
+    text: &[u8],
+) -> Result<(), TestCaseError> {
+    for (index, (pattern, max_len)) in rules.iter().enumerate() {
+        let got: Vec<(u64, u64)> = result
+            .detections()
+            .iter()
+            .filter(|d| d.rule.0 == index)
+            .map(|d| (d.start, d.end))
+            .collect();
+        prop_assert_eq!(got, oracle(pattern, *max_len, text), "pattern {}", pattern);
+    }
+    Ok(())
 }
