@@ -84,11 +84,8 @@ impl ForwardScan {
     /// since the clear may already exist untagged; only jumps are lost until the next clear).
     fn tag_start_states(&self, cache: &mut Cache) {
         for look_behind in std::iter::once(None).chain((0..=255u8).map(Some)) {
-            let config = start::Config::new()
-                .anchored(Anchored::No)
-                .look_behind(look_behind);
             // Cannot fail (see `start`); a failure only means fewer jumps.
-            let _ = self.dfa.start_state(cache, &config);
+            let _ = self.dfa.start_state(cache, &unanchored_start(look_behind));
         }
     }
 
@@ -103,9 +100,7 @@ impl ForwardScan {
     /// The state at the start of the text. `None` cannot happen (unanchored starts always exist,
     /// there are no quit bytes and the cache never gives up); callers then skip regex rules.
     pub(crate) fn start(&self, cache: &mut Cache) -> Option<LazyStateID> {
-        self.dfa
-            .start_state(cache, &start::Config::new().anchored(Anchored::No))
-            .ok()
+        self.dfa.start_state(cache, &unanchored_start(None)).ok()
     }
 
     /// The state at a position right after `look_behind`, when no match is in progress there.
@@ -116,11 +111,8 @@ impl ForwardScan {
         look_behind: u8,
         current: LazyStateID,
     ) -> LazyStateID {
-        let config = start::Config::new()
-            .anchored(Anchored::No)
-            .look_behind(Some(look_behind));
         self.dfa
-            .start_state(cache, &config)
+            .start_state(cache, &unanchored_start(Some(look_behind)))
             .unwrap_or_else(|_| self.restart(cache, current))
     }
 
@@ -153,6 +145,13 @@ impl ForwardScan {
             slots.push(self.dfa.match_pattern(cache, state, index).as_usize());
         }
     }
+}
+
+/// The scan's start configuration after `look_behind` (`None`: the start of the text).
+fn unanchored_start(look_behind: Option<u8>) -> start::Config {
+    start::Config::new()
+        .anchored(Anchored::No)
+        .look_behind(look_behind)
 }
 
 #[cfg(test)]

@@ -156,6 +156,15 @@ struct Quads {
     inserted: usize,
 }
 
+impl std::fmt::Debug for Quads {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("Quads")
+            .field("inserted", &self.inserted)
+            .finish()
+    }
+}
+
 impl Quads {
     fn new() -> Quads {
         Quads {
@@ -238,15 +247,6 @@ pub(crate) struct Openings {
     pairs: FirstPairs,
     /// `None` once some rule had too many openings: jumps then look at pairs only.
     quads: Option<Quads>,
-}
-
-impl std::fmt::Debug for Quads {
-    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        formatter
-            .debug_struct("Quads")
-            .field("inserted", &self.inserted)
-            .finish()
-    }
 }
 
 impl Openings {

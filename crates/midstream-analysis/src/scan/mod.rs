@@ -23,6 +23,7 @@ use regex_automata::util::primitives::StateID;
 
 use crate::args::MatchText;
 use crate::engine::ScopeEngine;
+use crate::forward::ForwardScan;
 use crate::guard::GuardState;
 use crate::output::{Detection, ScanOutput};
 use crate::regex_program::RegexProgram;
@@ -322,11 +323,12 @@ impl ScanState {
                         & !every_byte
                         & !guard.has_runs())
                 {
-                    let target = engine.openings.next_candidate(piece, index);
-                    if target > index {
-                        state = scan.start_after(&mut cursor.cache, piece[target - 1], state);
-                        index = target;
-                    }
+                    index = jump(
+                        engine,
+                        Some((scan, &mut cursor.cache, &mut state)),
+                        piece,
+                        index,
+                    );
                 }
                 let byte = piece[index];
                 state = scan.next(&mut cursor.cache, state, byte);
@@ -362,14 +364,10 @@ impl ScanState {
                 && !every_byte
                 && !guard.has_runs();
             if quiet {
-                let target = engine.openings.next_candidate(piece, index);
-                if target > index {
-                    if let Some((scan, cursor)) = &mut forward {
-                        cursor.state =
-                            scan.start_after(&mut cursor.cache, piece[target - 1], cursor.state);
-                    }
-                    index = target;
-                }
+                let forward = forward
+                    .as_mut()
+                    .map(|(scan, cursor)| (*scan, &mut cursor.cache, &mut cursor.state));
+                index = jump(engine, forward, piece, index);
             }
             let byte = piece[index];
             let mut forward_hit = false;
@@ -530,6 +528,25 @@ impl ScanState {
         self.phase = Phase::Stopped;
         out.stopped = true;
     }
+}
+
+/// Where stepping resumes when the automata hold no match attempt before `piece[index]`: the
+/// next position where some rule's match may begin, with the forward scan restarted there from
+/// its start state (see [`crate::openings`]).
+#[inline(always)]
+fn jump(
+    engine: &ScopeEngine,
+    forward: Option<(&ForwardScan, &mut Cache, &mut LazyStateID)>,
+    piece: &[u8],
+    index: usize,
+) -> usize {
+    let target = engine.openings.next_candidate(piece, index);
+    if target > index
+        && let Some((scan, cache, state)) = forward
+    {
+        *state = scan.start_after(cache, piece[target - 1], *state);
+    }
+    target
 }
 
 /// Steps the live guard runs over `piece[index]` and starts one there if the byte can begin a
