@@ -28,6 +28,8 @@ pub enum Command {
     Disconnect(DisconnectArgs),
     /// Time from an `intent` event to its cached `tool.result`.
     ToolLatency(ToolLatencyArgs),
+    /// Relay TCP to an upstream and do nothing else: the floor of any proxy (with `stream`).
+    Relay(RelayArgs),
     /// Compare the JSON reports of a benchmark run and check the targets.
     Summary(SummaryArgs),
 }
@@ -129,12 +131,26 @@ pub struct ToolLatencyArgs {
     pub concurrency: usize,
 }
 
+/// `relay`.
+#[derive(Debug, Args)]
+pub struct RelayArgs {
+    /// Address to listen on (port 0: any free port; the chosen one is printed).
+    #[arg(long, default_value = "127.0.0.1:0")]
+    pub listen: std::net::SocketAddr,
+    /// The upstream's address, e.g. 127.0.0.1:9000.
+    #[arg(long)]
+    pub to: std::net::SocketAddr,
+}
+
 /// `summary`.
 #[derive(Debug, Args)]
 pub struct SummaryArgs {
     /// `stream` report, direct to the mock.
     #[arg(long)]
     pub direct: Option<PathBuf>,
+    /// `stream` report, through `relay` to the mock.
+    #[arg(long)]
+    pub relay: Option<PathBuf>,
     /// `stream` report, gateway with analysis off.
     #[arg(long)]
     pub off: Option<PathBuf>,

@@ -11,6 +11,7 @@
 //! - `disconnect`: C streams dropped after their first content token; when the mock saw its
 //!   upstream response closed (`GET /mock/stats`), relative to the drop.
 //! - `tool-latency`: `intent` event → cached `tool.result`.
+//! - `relay`: a bare TCP relay, so the same load through it shows what any proxy adds here.
 //! - `summary`: the reports of one `scripts/bench` run compared and checked against the targets.
 //!
 //! Each mode prints a table and writes JSON (`--json FILE`, or stdout). Exit status: 0 when
@@ -26,6 +27,7 @@ mod idle;
 mod limits;
 mod load;
 mod procfs;
+mod relay;
 mod report;
 mod sse;
 mod stats;
@@ -46,7 +48,8 @@ use thiserror::Error;
 
 use crate::body::ChatBody;
 use crate::cli::{
-    Cli, Command, DisconnectArgs, IdleArgs, StreamArgs, SummaryArgs, TargetArgs, ToolLatencyArgs,
+    Cli, Command, DisconnectArgs, IdleArgs, RelayArgs, StreamArgs, SummaryArgs, TargetArgs,
+    ToolLatencyArgs,
 };
 use crate::client::{ClientError, RequestTemplate, Target};
 use crate::disconnect::DisconnectPlan;
@@ -76,6 +79,8 @@ enum RunError {
     Read { path: PathBuf, reason: String },
     #[error("cannot start the async runtime: {0}")]
     Runtime(std::io::Error),
+    #[error("relay: {0}")]
+    Relay(std::io::Error),
 }
 
 /// Whether the run's streams all succeeded.
@@ -115,6 +120,10 @@ async fn run(command: Command) -> Result<Outcome, RunError> {
         Command::Idle(args) => idle(args).await,
         Command::Disconnect(args) => disconnect(args).await,
         Command::ToolLatency(args) => tool_latency(args).await,
+        Command::Relay(RelayArgs { listen, to }) => relay::run(listen, to)
+            .await
+            .map(|()| Outcome::Clean)
+            .map_err(RunError::Relay),
         Command::Summary(args) => summarize(&args),
     }
 }
@@ -246,6 +255,7 @@ fn summarize(args: &SummaryArgs) -> Result<Outcome, RunError> {
     let inputs = Inputs {
         conditions: args.conditions.clone(),
         direct: read_report(args.direct.as_deref())?,
+        relay: read_report(args.relay.as_deref())?,
         off: read_report(args.off.as_deref())?,
         rules: read_report(args.rules.as_deref())?,
         idle: read_report(args.idle.as_deref())?,

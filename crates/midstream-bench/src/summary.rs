@@ -1,5 +1,6 @@
-//! The benchmark summary: the three stream runs compared with the direct path, and the
-//! issue's targets checked, as markdown (for BENCHMARKS.md) and JSON.
+//! The benchmark summary: the stream runs compared with the direct path, and the issue's
+//! targets checked, as markdown (for BENCHMARKS.md) and JSON. The bare TCP relay's run, when
+//! present, is shown beside them as the floor of what any proxy adds on the machine.
 
 use std::fmt::Write as _;
 
@@ -22,6 +23,8 @@ pub struct Inputs {
     pub conditions: Vec<(String, String)>,
     /// Load straight at the mock.
     pub direct: Option<StreamReport>,
+    /// Through a bare TCP relay (`midstream-load relay`).
+    pub relay: Option<StreamReport>,
     /// Through the gateway, analysis off.
     pub off: Option<StreamReport>,
     /// Through the gateway, default rules and tools.
@@ -43,10 +46,14 @@ pub struct Comparison {
     pub metric: String,
     /// Direct to the mock.
     pub direct: Option<f64>,
+    /// Through the bare relay.
+    pub relay: Option<f64>,
     /// Gateway, analysis off.
     pub off: Option<f64>,
     /// Gateway, default rules and tools.
     pub rules: Option<f64>,
+    /// `relay − direct`: the floor of any proxy.
+    pub relay_minus_direct: Option<f64>,
     /// `off − direct`.
     pub off_minus_direct: Option<f64>,
     /// `rules − direct`.
@@ -100,7 +107,9 @@ const METRICS: [Metric; 16] = [
     ("total p99 (ms)", |r| r.total_ms.map(|d| d.p99)),
     ("streams/s", |r| Some(r.streams_per_sec)),
     ("chunks/s", |r| Some(r.chunks_per_sec)),
-    ("gateway CPU ms/stream", |r| r.target_cpu_ms_per_stream),
+    ("gateway (or relay) CPU ms/stream", |r| {
+        r.target_cpu_ms_per_stream
+    }),
     ("mock CPU ms/stream", |r| {
         per_stream(r, |cpu| observed(cpu, "mock"))
     }),
@@ -134,13 +143,16 @@ impl Summary {
             .map(|(metric, pick)| {
                 let pick = *pick;
                 let direct = inputs.direct.as_ref().and_then(pick);
+                let relay = inputs.relay.as_ref().and_then(pick);
                 let off = inputs.off.as_ref().and_then(pick);
                 let rules = inputs.rules.as_ref().and_then(pick);
                 Comparison {
                     metric: (*metric).to_owned(),
                     direct,
+                    relay,
                     off,
                     rules,
+                    relay_minus_direct: difference(relay, direct),
                     off_minus_direct: difference(off, direct),
                     rules_minus_direct: difference(rules, direct),
                     off_ratio: ratio(off, direct),
@@ -150,6 +162,7 @@ impl Summary {
             .collect();
         let errors = [
             ("direct", &inputs.direct),
+            ("bare relay", &inputs.relay),
             ("gateway, analysis off", &inputs.off),
             ("gateway, rules and tools", &inputs.rules),
             ("tool latency", &inputs.tool_latency),
@@ -174,17 +187,19 @@ impl Summary {
         }
         out.push_str(
             "\n## Streaming: direct vs. through MidStream\n\n\
-             | metric | direct | analysis off | rules + tools | Δ off | Δ rules | off ÷ direct | rules ÷ direct |\n\
-             | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n",
+             | metric | direct | bare relay | analysis off | rules + tools | Δ relay | Δ off | Δ rules | off ÷ direct | rules ÷ direct |\n\
+             | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n",
         );
         for row in &self.comparisons {
             let _ = writeln!(
                 out,
-                "| {} | {} | {} | {} | {} | {} | {} | {} |",
+                "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
                 row.metric,
                 number(row.direct),
+                number(row.relay),
                 number(row.off),
                 number(row.rules),
+                signed(row.relay_minus_direct),
                 signed(row.off_minus_direct),
                 signed(row.rules_minus_direct),
                 times(row.off_ratio),
@@ -228,6 +243,7 @@ fn targets(inputs: &Inputs) -> Vec<TargetCheck> {
     let mut checks = Vec::new();
     let ttft = |report: &Option<StreamReport>| report.as_ref().and_then(|r| r.ttft_ms);
     let (direct_ttft, rules_ttft) = (ttft(&inputs.direct), ttft(&inputs.rules));
+    let relay_ttft = ttft(&inputs.relay);
     for (label, limit, of) in [
         (
             "p50",
@@ -237,9 +253,15 @@ fn targets(inputs: &Inputs) -> Vec<TargetCheck> {
         ("p99", 1.0, |d: &Distribution| d.p99),
     ] {
         let added = direct_ttft.zip(rules_ttft).map(|(d, r)| of(&r) - of(&d));
+        let floor = direct_ttft.zip(relay_ttft).map(|(d, r)| of(&r) - of(&d));
         checks.push(check(
             format!("added TTFT {label} ≤ {limit} ms (rules and tools on, same run as direct)"),
-            added.map(|added| format!("{added:+.3} ms (difference of the {label}s)")),
+            added.map(|added| {
+                format!(
+                    "{added:+.3} ms (difference of the {label}s){}",
+                    relay_note(floor.map(|floor| format!("{floor:+.3} ms")))
+                )
+            }),
             added.map(|added| added <= limit),
         ));
     }
@@ -257,9 +279,18 @@ fn targets(inputs: &Inputs) -> Vec<TargetCheck> {
         .rules
         .as_ref()
         .and_then(|r| r.target_cpu_ms_per_stream);
+    let relay_cpu = inputs
+        .relay
+        .as_ref()
+        .and_then(|r| r.target_cpu_ms_per_stream);
     checks.push(check(
         "gateway CPU per 50-token stream ≤ 0.5 ms".to_owned(),
-        cpu.map(|cpu| format!("{cpu:.3} ms (utime+stime ÷ streams, rules and tools on)")),
+        cpu.map(|cpu| {
+            format!(
+                "{cpu:.3} ms (utime+stime ÷ streams, rules and tools on){}",
+                relay_note(relay_cpu.map(|relay| format!("{relay:.3} ms")))
+            )
+        }),
         cpu.map(|cpu| cpu <= 0.5),
     ));
     checks.push(idle_check(inputs.idle.as_ref()));
@@ -290,6 +321,11 @@ fn targets(inputs: &Inputs) -> Vec<TargetCheck> {
         tool.map(|d| d.p99 <= 1.0),
     ));
     checks
+}
+
+/// What the bare relay measured for the same target, when it ran.
+fn relay_note(floor: Option<String>) -> String {
+    floor.map_or_else(String::new, |floor| format!("; a bare TCP relay: {floor}"))
 }
 
 fn idle_check(idle: Option<&IdleReport>) -> TargetCheck {
@@ -389,6 +425,7 @@ mod tests {
         let inputs = Inputs {
             conditions: vec![("tokens".to_owned(), "50".to_owned())],
             direct: Some(report(&[2.0, 2.0, 3.0], 1000, 10, None)),
+            relay: Some(report(&[2.05, 2.05, 3.2], 1000, 10, Some(50.0))),
             off: Some(report(&[2.1, 2.1, 3.5], 990, 10, Some(100.0))),
             rules: Some(report(&[2.5, 2.5, 3.5], 940, 10, Some(400.0))),
             ..Inputs::default()
@@ -401,7 +438,7 @@ mod tests {
         let cpu = summary
             .comparisons
             .iter()
-            .find(|row| row.metric == "gateway CPU ms/stream")
+            .find(|row| row.metric == "gateway (or relay) CPU ms/stream")
             .expect("cpu row");
         assert_eq!(cpu.direct, None);
         assert!((cpu.rules.expect("measured") - 400.0 / 940.0).abs() < 1e-9);
@@ -422,12 +459,22 @@ mod tests {
         assert!(markdown.contains("- tokens: 50"), "{markdown}");
         assert!(
             markdown.contains(
-                "| TTFT p50 (ms) | 2.000 | 2.100 | 2.500 | +0.100 | +0.500 | 1.050× | 1.250× |"
+                "| TTFT p50 (ms) | 2.000 | 2.050 | 2.100 | 2.500 | +0.050 | +0.100 | +0.500 | 1.050× | 1.250× |"
             ),
             "{markdown}"
         );
         assert!(
             markdown.contains("| 0.940 × (streams/s, rules and tools on) | MISSED |"),
+            "{markdown}"
+        );
+        assert!(
+            markdown.contains("+0.500 ms (difference of the p50s); a bare TCP relay: +0.050 ms |"),
+            "{markdown}"
+        );
+        assert!(
+            markdown.contains(
+                "0.426 ms (utime+stime ÷ streams, rules and tools on); a bare TCP relay: 0.050 ms |"
+            ),
             "{markdown}"
         );
     }
