@@ -9,9 +9,13 @@
 
 use std::io;
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
+
+/// After an accept error (out of file descriptors), wait this long before accepting again.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
 /// Accepts clients on `listen` and relays each to a new connection to `upstream`, until the
 /// process is stopped. Prints `relaying on http://ADDR` once listening.
@@ -19,18 +23,27 @@ pub async fn run(listen: SocketAddr, upstream: SocketAddr) -> io::Result<()> {
     let listener = TcpListener::bind(listen).await?;
     println!("relaying on http://{}", listener.local_addr()?);
     tokio::io::stdout().flush().await?;
-    serve(listener, upstream).await
+    serve(listener, upstream).await;
+    Ok(())
 }
 
-/// The accept loop: a task per client.
-async fn serve(listener: TcpListener, upstream: SocketAddr) -> io::Result<()> {
+/// The accept loop: a task per client. An accept error is reported and waited out, as the
+/// gateway does, so a burst past the open-file limit does not end the relay.
+async fn serve(listener: TcpListener, upstream: SocketAddr) {
     loop {
-        let (client, _) = listener.accept().await?;
-        tokio::spawn(async move {
-            if let Err(error) = relay(client, upstream).await {
-                eprintln!("relay: a connection ended with an error: {error}");
+        match listener.accept().await {
+            Ok((client, _)) => {
+                tokio::spawn(async move {
+                    if let Err(error) = relay(client, upstream).await {
+                        eprintln!("relay: a connection ended with an error: {error}");
+                    }
+                });
             }
-        });
+            Err(error) => {
+                eprintln!("relay: accepting failed, retrying: {error}");
+                tokio::time::sleep(ACCEPT_BACKOFF).await;
+            }
+        }
     }
 }
 
