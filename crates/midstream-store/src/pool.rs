@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{PgPool, SqlitePool};
+use sqlx::{PgConnection, PgPool, SqliteConnection, SqlitePool};
 
 use crate::StoreError;
 
@@ -61,6 +61,35 @@ macro_rules! on_pool {
     };
 }
 pub(crate) use on_pool;
+
+impl Pool {
+    /// A connection taken out of the pool for good (the pool may open a replacement).
+    pub(crate) async fn detached(&self) -> Result<Connection, StoreError> {
+        Ok(match self {
+            Pool::Sqlite(pool) => Connection::Sqlite(pool.acquire().await?.detach()),
+            Pool::Postgres(pool) => Connection::Postgres(pool.acquire().await?.detach()),
+        })
+    }
+}
+
+/// One connection of either backend, owned outside the pool (the recorder's: see
+/// [`crate::Recorder`] for why it keeps one).
+#[derive(Debug)]
+pub(crate) enum Connection {
+    Sqlite(SqliteConnection),
+    Postgres(PgConnection),
+}
+
+/// [`on_pool!`] for a [`Connection`]: the body gets `&mut` the backend's connection.
+macro_rules! on_connection {
+    ($connection:expr, |$c:ident| $body:expr) => {
+        match $connection {
+            $crate::pool::Connection::Sqlite($c) => $body,
+            $crate::pool::Connection::Postgres($c) => $body,
+        }
+    };
+}
+pub(crate) use on_connection;
 
 /// How long a query waits for a pooled connection before failing, so a dead database makes
 /// requests fail fast instead of hanging.

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use serde::Serialize;
 
-use crate::pool::{Pool, on_pool};
+use crate::pool::{Connection, Pool, on_connection, on_pool};
 use crate::{IntentRecord, Store, StoreError, ToolCallRecord};
 
 /// Where a stream is in its life. Stored as the lower-case name.
@@ -367,11 +367,15 @@ macro_rules! stream_rows {
 impl Store {
     /// Writes new streams' rows alone, in one statement (no explicit transaction): the fast
     /// path a first token may be waiting for. Their messages follow in the next batch.
-    pub(crate) async fn write_stream_rows(&self, opens: &[NewStream]) -> Result<(), StoreError> {
+    pub(crate) async fn write_stream_rows(
+        &self,
+        connection: &mut Connection,
+        opens: &[NewStream],
+    ) -> Result<(), StoreError> {
         let instance_id = self.instance_id();
         for opens in opens.chunks(ROWS_PER_STATEMENT) {
-            on_pool!(&self.pool, |pool| {
-                stream_rows!(opens, instance_id).execute(pool).await?;
+            on_connection!(&mut *connection, |c| {
+                stream_rows!(opens, instance_id).execute(&mut *c).await?;
             });
         }
         Ok(())
@@ -391,10 +395,14 @@ impl Store {
     }
 
     /// Writes a whole batch, part after part (see [`BatchPart`]).
-    pub(crate) async fn write_batch(&self, batch: &Batch) -> Result<(), StoreError> {
+    pub(crate) async fn write_batch(
+        &self,
+        connection: &mut Connection,
+        batch: &Batch,
+    ) -> Result<(), StoreError> {
         let mut part = Some(BatchPart::FIRST);
         while let Some(current) = part {
-            part = self.write_part(batch, current).await?;
+            part = self.write_part(connection, batch, current).await?;
         }
         Ok(())
     }
@@ -403,16 +411,17 @@ impl Store {
     /// once the batch is written). A part with nothing to write costs no statement.
     pub(crate) async fn write_part(
         &self,
+        connection: &mut Connection,
         batch: &Batch,
         part: BatchPart,
     ) -> Result<Option<BatchPart>, StoreError> {
         let instance_id = self.instance_id();
-        on_pool!(&self.pool, |pool| {
+        on_connection!(connection, |c| {
             let written = match part.table {
                 Table::Streams => {
                     let opens = part.slice(&batch.opens);
                     if !opens.is_empty() {
-                        stream_rows!(opens, instance_id).execute(pool).await?;
+                        stream_rows!(opens, instance_id).execute(&mut *c).await?;
                     }
                     batch.opens.len()
                 }
@@ -435,7 +444,7 @@ impl Store {
                         })
                         .push(" ON CONFLICT (stream_id, position) DO NOTHING")
                         .build()
-                        .execute(pool)
+                        .execute(&mut *c)
                         .await?;
                     }
                     len
@@ -455,7 +464,7 @@ impl Store {
                         })
                         .push(" ON CONFLICT (stream_id, seq) DO NOTHING")
                         .build()
-                        .execute(pool)
+                        .execute(&mut *c)
                         .await?;
                     }
                     batch.events.len()
@@ -480,7 +489,7 @@ impl Store {
                         })
                         .push(" ON CONFLICT (stream_id, intent_id) DO NOTHING")
                         .build()
-                        .execute(pool)
+                        .execute(&mut *c)
                         .await?;
                     }
                     batch.intents.len()
@@ -517,7 +526,7 @@ impl Store {
                              duration_ms = excluded.duration_ms",
                         )
                         .build()
-                        .execute(pool)
+                        .execute(&mut *c)
                         .await?;
                     }
                     batch.tool_calls.len()
@@ -555,7 +564,7 @@ impl Store {
                              FROM v WHERE streams.id = v.id",
                         )
                         .build()
-                        .execute(pool)
+                        .execute(&mut *c)
                         .await?;
                     }
                     batch.closes.len()
