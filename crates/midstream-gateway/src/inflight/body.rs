@@ -137,7 +137,10 @@ impl InflightBody {
                 last_upstream: now,
                 last_sent: now,
             },
-            shutdown: Box::pin(config.shutdown.clone().cancelled_owned()),
+            // A child token of the stream's own: the shutdown future is polled once per frame,
+            // and each poll locks its token's node and its `Notify`; on the shared token those
+            // locks would be contended by every stream on every core.
+            shutdown: Box::pin(config.shutdown.child_token().cancelled_owned()),
             _permit: permit,
         }
     }
