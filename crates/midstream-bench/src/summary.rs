@@ -80,7 +80,7 @@ pub struct TargetCheck {
 pub struct Summary {
     /// The conditions of the run.
     pub conditions: Vec<(String, String)>,
-    /// Stream metrics, three ways.
+    /// Stream metrics, each configuration beside the direct path.
     pub comparisons: Vec<Comparison>,
     /// The targets.
     pub targets: Vec<TargetCheck>,
@@ -93,7 +93,7 @@ pub struct Summary {
 /// A quantity read from a stream report.
 type Metric = (&'static str, fn(&StreamReport) -> Option<f64>);
 
-/// The quantities compared across the three configurations.
+/// The quantities compared across the configurations.
 const METRICS: [Metric; 16] = [
     ("TTFB p50 (ms)", |r| r.ttfb_ms.map(|d| d.p50)),
     ("TTFB p99 (ms)", |r| r.ttfb_ms.map(|d| d.p99)),
