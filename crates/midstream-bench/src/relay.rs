@@ -11,7 +11,6 @@ use std::io;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 
 /// After an accept error (out of file descriptors), wait this long before accepting again.
@@ -21,8 +20,8 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 /// process is stopped. Prints `relaying on http://ADDR` once listening.
 pub async fn run(listen: SocketAddr, upstream: SocketAddr) -> io::Result<()> {
     let listener = TcpListener::bind(listen).await?;
+    // Standard output is line-buffered: the line is out as soon as it is printed.
     println!("relaying on http://{}", listener.local_addr()?);
-    tokio::io::stdout().flush().await?;
     serve(listener, upstream).await;
     Ok(())
 }
@@ -59,7 +58,7 @@ async fn relay(mut client: TcpStream, upstream: SocketAddr) -> io::Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use tokio::io::AsyncReadExt;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     use super::*;
 

@@ -100,7 +100,8 @@ impl Store {
         })
     }
 
-    /// Closes the pool; queries after this fail.
+    /// Closes the pool; queries after this fail. The recorder's writer keeps the connection it
+    /// took out of the pool until it ends (see [`Recorder`]).
     pub async fn close(&self) {
         on_pool!(&self.pool, |pool| pool.close().await);
     }
