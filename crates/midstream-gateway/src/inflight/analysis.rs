@@ -216,7 +216,7 @@ impl StreamAnalysis {
             self.model.as_mut(),
             chunk.message().and_then(|m| m.tool_calls),
         ) {
-            let absorbed = model.absorb(raw);
+            let absorbed = model.absorb(raw.get());
             // Withheld only while the gateway can still continue the conversation itself; once
             // the step budget is spent, the client gets the calls (and their finish reason).
             if absorbed.all_owned && content.is_none() && self.can_continue() {

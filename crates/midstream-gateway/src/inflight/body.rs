@@ -186,7 +186,7 @@ impl InflightBody {
         if let (true, Some(id), Some(created), Some(model)) =
             (first_chunk, chunk.id, chunk.created, chunk.model)
         {
-            self.meta = Some(ChunkMeta::from_raw(id, created, model));
+            self.meta = Some(ChunkMeta::from_raw(id.get(), created.get(), model.get()));
         }
         if let Some(usage) = chunk.usage {
             self.record.usage(usage);

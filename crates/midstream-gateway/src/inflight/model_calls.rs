@@ -7,7 +7,6 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use serde::Deserialize;
-use serde_json::value::RawValue;
 use serde_json::{Value, json};
 
 #[derive(Debug, Deserialize)]
@@ -81,9 +80,10 @@ impl ModelCalls {
         }
     }
 
-    /// Reads a delta's raw `tool_calls` array. A malformed array is ignored (forwarded as is).
-    pub fn absorb(&mut self, raw: &RawValue) -> Absorbed {
-        let Ok(deltas) = serde_json::from_str::<Vec<ToolCallDelta>>(raw.get()) else {
+    /// Reads a delta's `tool_calls` array (its raw JSON text). A malformed array is ignored
+    /// (forwarded as is).
+    pub fn absorb(&mut self, tool_calls_json: &str) -> Absorbed {
+        let Ok(deltas) = serde_json::from_str::<Vec<ToolCallDelta>>(tool_calls_json) else {
             return Absorbed::default();
         };
         let mut absorbed = Absorbed {
@@ -183,10 +183,6 @@ impl ModelCalls {
 mod tests {
     use super::*;
 
-    fn raw(json: &str) -> Box<RawValue> {
-        RawValue::from_string(json.to_owned()).expect("raw json")
-    }
-
     fn calls() -> ModelCalls {
         ModelCalls::new(Arc::new(HashSet::from(["get_weather".to_owned()])))
     }
@@ -194,19 +190,15 @@ mod tests {
     #[test]
     fn an_owned_call_is_ready_the_moment_its_arguments_are_complete() {
         let mut model = calls();
-        let first = model.absorb(&raw(
-            r#"[{"index":0,"id":"call_1","type":"function","function":{"name":"get_weather","arguments":""}}]"#,
-        ));
+        let first = model.absorb(r#"[{"index":0,"id":"call_1","type":"function","function":{"name":"get_weather","arguments":""}}]"#);
         assert!(first.all_owned && first.ready.is_empty());
         assert!(
             model
-                .absorb(&raw(
-                    r#"[{"index":0,"function":{"arguments":"{\"city\": \"Par"}}]"#
-                ))
+                .absorb(r#"[{"index":0,"function":{"arguments":"{\"city\": \"Par"}}]"#)
                 .ready
                 .is_empty()
         );
-        let done = model.absorb(&raw(r#"[{"index":0,"function":{"arguments":"is\"}"}}]"#));
+        let done = model.absorb(r#"[{"index":0,"function":{"arguments":"is\"}"}}]"#);
         assert_eq!(done.ready.len(), 1);
         assert_eq!(
             done.ready[0].arguments.as_ref().ok(),
@@ -220,13 +212,12 @@ mod tests {
     #[test]
     fn other_tools_pass_and_broken_arguments_are_reported_at_the_end() {
         let mut model = calls();
-        let other = model.absorb(&raw(
-            r#"[{"index":0,"id":"c0","function":{"name":"search","arguments":"{}"}}]"#,
-        ));
+        let other = model
+            .absorb(r#"[{"index":0,"id":"c0","function":{"name":"search","arguments":"{}"}}]"#);
         assert!(!other.all_owned && other.ready.is_empty());
-        model.absorb(&raw(
+        model.absorb(
             r#"[{"index":1,"id":"c1","function":{"name":"get_weather","arguments":"{\"city\":"}}]"#,
-        ));
+        );
         assert!(!model.all_owned());
         let broken = model.finish();
         assert_eq!(broken.len(), 1);

@@ -7,7 +7,6 @@
 
 use bytes::{BufMut, Bytes, BytesMut};
 use serde::Serialize;
-use serde_json::value::RawValue;
 
 use crate::error::{ErrorBody, ErrorEnvelope};
 
@@ -27,9 +26,9 @@ pub struct ChunkMeta {
 }
 
 impl ChunkMeta {
-    /// Meta copied verbatim (raw JSON) from an upstream chunk.
-    pub fn from_raw(id: &RawValue, created: &RawValue, model: &RawValue) -> ChunkMeta {
-        ChunkMeta::with_json(id.get(), created.get(), model.get())
+    /// Meta copied verbatim (raw JSON texts) from an upstream chunk.
+    pub fn from_raw(id: &str, created: &str, model: &str) -> ChunkMeta {
+        ChunkMeta::with_json(id, created, model)
     }
 
     /// Meta for a stream whose upstream sent no chunk yet (or never will).
@@ -132,10 +131,7 @@ mod tests {
 
     #[test]
     fn events_are_chunk_shaped_with_upstream_meta() {
-        let id = RawValue::from_string("\"chatcmpl-9\"".into()).expect("raw");
-        let created = RawValue::from_string("1727346178".into()).expect("raw");
-        let model = RawValue::from_string("\"gpt-4o\"".into()).expect("raw");
-        let meta = ChunkMeta::from_raw(&id, &created, &model);
+        let meta = ChunkMeta::from_raw("\"chatcmpl-9\"", "1727346178", "\"gpt-4o\"");
         let frame = meta.event_json(&json!({"type": "intent", "rule": "weather"}).to_string());
         assert_eq!(
             parse(&frame),

@@ -3,9 +3,13 @@
 //! The proxy forwards the upstream's bytes unchanged; this view only *reads* them: the
 //! content delta of choice 0 (for the scanner and the record), the finish reason, usage, tool
 //! calls, and the raw `id`/`created`/`model` that injected events copy. Everything else is
-//! skipped by serde without being materialised, and nothing is allocated unless a string holds
-//! escapes. Offsets of the content string inside the payload are available for the one case
-//! that rewrites a chunk (redaction).
+//! skipped without being materialised, and nothing is allocated unless a string holds escapes.
+//! Offsets of the content string inside the payload are available for the one case that
+//! rewrites a chunk (redaction).
+//!
+//! Two readers produce the view: [`fast`], one strict pass over the usual shape of a chunk,
+//! and serde's derive below, which reads whatever the fast reader declines. The fast reader is
+//! at least as strict as serde, so every payload is read exactly as serde reads it.
 
 use std::borrow::Cow;
 use std::fmt;
@@ -15,18 +19,37 @@ use serde::Deserialize;
 use serde::de::{Deserializer, IgnoredAny, SeqAccess, Visitor};
 use serde_json::value::RawValue;
 
+mod fast;
+
+/// A JSON value exactly as the payload spells it (borrowed from it, never decoded).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RawJson<'a>(&'a str);
+
+impl<'a> RawJson<'a> {
+    /// The value's JSON text.
+    pub fn get(self) -> &'a str {
+        self.0
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for RawJson<'a> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        <&'de RawValue>::deserialize(deserializer).map(|raw| RawJson(raw.get()))
+    }
+}
+
 /// The parts of a chunk the gateway reads.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, PartialEq, Deserialize)]
 pub struct ChunkView<'a> {
     /// Raw JSON of `id`.
     #[serde(borrow, default)]
-    pub id: Option<&'a RawValue>,
+    pub id: Option<RawJson<'a>>,
     /// Raw JSON of `created`.
     #[serde(borrow, default)]
-    pub created: Option<&'a RawValue>,
+    pub created: Option<RawJson<'a>>,
     /// Raw JSON of `model`.
     #[serde(borrow, default)]
-    pub model: Option<&'a RawValue>,
+    pub model: Option<RawJson<'a>>,
     /// Choice 0 (other choices of an `n > 1` request are forwarded but not analysed).
     #[serde(borrow, default, deserialize_with = "choice_zero")]
     pub choices: Option<ChoiceView<'a>>,
@@ -35,11 +58,11 @@ pub struct ChunkView<'a> {
     pub usage: Option<UsageView>,
     /// An in-band error object sent by the upstream.
     #[serde(borrow, default)]
-    pub error: Option<&'a RawValue>,
+    pub error: Option<RawJson<'a>>,
 }
 
 /// One choice.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, PartialEq, Deserialize)]
 pub struct ChoiceView<'a> {
     /// The choice index.
     #[serde(default)]
@@ -56,14 +79,14 @@ pub struct ChoiceView<'a> {
 }
 
 /// A delta or a message.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, PartialEq, Deserialize)]
 pub struct MessageView<'a> {
-    /// Raw JSON of `content` (a string, or null).
+    /// Raw JSON of `content` (a string; `None` for null).
     #[serde(borrow, default)]
-    pub content: Option<&'a RawValue>,
+    pub content: Option<RawJson<'a>>,
     /// Raw JSON of `tool_calls`, parsed only when the gateway owns tools.
     #[serde(borrow, default)]
-    pub tool_calls: Option<&'a RawValue>,
+    pub tool_calls: Option<RawJson<'a>>,
 }
 
 /// Token counts.
@@ -84,7 +107,7 @@ impl<'a> ChunkView<'a> {
     /// Parses a data payload; `None` for anything that is not a JSON object of this shape
     /// (such a frame is forwarded untouched and simply not analysed).
     pub fn parse(payload: &'a [u8]) -> Option<ChunkView<'a>> {
-        serde_json::from_slice(payload).ok()
+        fast::read(payload).or_else(|| serde_json::from_slice(payload).ok())
     }
 
     /// The delta (or message) of choice 0.
@@ -108,7 +131,7 @@ impl MessageView<'_> {
 
 /// Decodes a raw JSON string without allocating unless it contains escapes; `None` if the
 /// value is not a string.
-pub fn decode_string(raw: &RawValue) -> Option<Cow<'_, str>> {
+pub fn decode_string(raw: RawJson<'_>) -> Option<Cow<'_, str>> {
     let text = raw.get();
     let inner = text.strip_prefix('"')?.strip_suffix('"')?;
     if memchr::memchr(b'\\', inner.as_bytes()).is_none() {
@@ -170,8 +193,8 @@ mod tests {
         let payload = br#"{"id":"chatcmpl-1","object":"chat.completion.chunk","created":1727346178,"model":"gpt-4o","obfuscation":"x",
             "choices":[{"index":0,"delta":{"content":"Hel\"lo","reasoning_content":"r"},"logprobs":null,"finish_reason":null}],"usage":null}"#;
         let chunk = ChunkView::parse(payload).expect("parses");
-        assert_eq!(chunk.id.map(RawValue::get), Some("\"chatcmpl-1\""));
-        assert_eq!(chunk.created.map(RawValue::get), Some("1727346178"));
+        assert_eq!(chunk.id.map(RawJson::get), Some("\"chatcmpl-1\""));
+        assert_eq!(chunk.created.map(RawJson::get), Some("1727346178"));
         let message = chunk.message().expect("delta");
         assert_eq!(message.content_text().as_deref(), Some("Hel\"lo"));
         let span =

@@ -1,0 +1,717 @@
+//! The fast reader of [`ChunkView::parse`]: one strict pass over the usual shape of a chunk.
+//!
+//! serde's derive reads a chunk through a visitor per field and re-validates every string it
+//! borrows as UTF-8; on a recorded OpenAI stream that was about 80 % of the gateway's per-chunk
+//! work (criterion `chunk_path/parse_only`, BENCHMARKS.md). This reader validates the payload
+//! as UTF-8 once, then walks it byte by byte, keeping borrowed slices of the values the view
+//! needs and checking the JSON grammar of everything it skips.
+//!
+//! It is **at least as strict as serde**: whatever serde would reject, or would read through
+//! a path this reader does not take (a key or finish reason with escapes, a duplicate field, a
+//! number that does not fit, a top-level array, nesting deeper than [`MAX_DEPTH`], a lone
+//! surrogate escape), makes it return `None`, and [`ChunkView::parse`] asks serde instead. So
+//! every payload is read exactly as serde reads it; the property test `fast_reads_as_serde_does`
+//! holds the two to that.
+
+use std::borrow::Cow;
+
+use super::{ChoiceView, ChunkView, MessageView, RawJson, UsageView};
+
+/// Nesting the reader follows before it leaves the payload to serde (whose limit is 128).
+const MAX_DEPTH: u32 = 64;
+
+/// Reads a data payload, or `None` when serde must (see the module docs).
+pub(super) fn read(payload: &[u8]) -> Option<ChunkView<'_>> {
+    let text = std::str::from_utf8(payload).ok()?;
+    let mut reader = Reader { text, pos: 0 };
+    reader.skip_whitespace();
+    let chunk = reader.chunk()?;
+    reader.skip_whitespace();
+    (reader.pos == text.len()).then_some(chunk)
+}
+
+/// Length of the run of bytes at the start of `bytes` that a JSON string holds as they are:
+/// up to the first `"`, `\\` or control character. Eight bytes at a time (the SWAR test serde
+/// uses too): in each of the three masks only bytes above a true match can be flagged falsely,
+/// so the lowest flag of their union is the first match.
+fn plain_run(bytes: &[u8]) -> usize {
+    const ONES: u64 = u64::MAX / 255;
+    const HIGH_BITS: u64 = ONES * 0x80;
+    let mut words = bytes.chunks_exact(8);
+    let mut run = 0;
+    for word in words.by_ref() {
+        let mut eight = [0; 8];
+        eight.copy_from_slice(word);
+        let x = u64::from_le_bytes(eight);
+        let quote = x ^ (ONES * u64::from(b'"'));
+        let backslash = x ^ (ONES * u64::from(b'\\'));
+        let flags = (quote.wrapping_sub(ONES) & !quote
+            | backslash.wrapping_sub(ONES) & !backslash
+            | x.wrapping_sub(ONES * 0x20) & !x)
+            & HIGH_BITS;
+        if flags != 0 {
+            return run + (flags.trailing_zeros() / 8) as usize;
+        }
+        run += 8;
+    }
+    let tail = words.remainder();
+    run + tail
+        .iter()
+        .position(|&b| b == b'"' || b == b'\\' || b < 0x20)
+        .unwrap_or(tail.len())
+}
+
+/// Fields of one object already read, to decline a duplicate as serde would reject it.
+#[derive(Default)]
+struct Seen(u8);
+
+impl Seen {
+    /// Marks field `bit`; `None` if it was already there.
+    fn first(&mut self, bit: u8) -> Option<()> {
+        let mask = 1 << bit;
+        if self.0 & mask != 0 {
+            return None;
+        }
+        self.0 |= mask;
+        Some(())
+    }
+}
+
+struct Reader<'a> {
+    text: &'a str,
+    pos: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn peek(&self) -> Option<u8> {
+        self.text.as_bytes().get(self.pos).copied()
+    }
+
+    fn next_byte(&mut self) -> Option<u8> {
+        let byte = self.peek()?;
+        self.pos += 1;
+        Some(byte)
+    }
+
+    fn eat(&mut self, byte: u8) -> Option<()> {
+        (self.peek()? == byte).then(|| self.pos += 1)
+    }
+
+    fn skip_whitespace(&mut self) {
+        while matches!(self.peek(), Some(b' ' | b'\t' | b'\n' | b'\r')) {
+            self.pos += 1;
+        }
+    }
+
+    /// The top-level object.
+    fn chunk(&mut self) -> Option<ChunkView<'a>> {
+        let mut chunk = ChunkView {
+            id: None,
+            created: None,
+            model: None,
+            choices: None,
+            usage: None,
+            error: None,
+        };
+        let mut seen = Seen::default();
+        self.object(0, |reader, key| match key? {
+            "id" => seen
+                .first(0)
+                .and_then(|()| reader.raw_or_null(&mut chunk.id)),
+            "created" => seen
+                .first(1)
+                .and_then(|()| reader.raw_or_null(&mut chunk.created)),
+            "model" => seen
+                .first(2)
+                .and_then(|()| reader.raw_or_null(&mut chunk.model)),
+            "choices" => {
+                seen.first(3)?;
+                chunk.choices = reader.choice_zero()?;
+                Some(())
+            }
+            "usage" => {
+                seen.first(4)?;
+                chunk.usage = reader.null_or(Self::usage)?;
+                Some(())
+            }
+            "error" => seen
+                .first(5)
+                .and_then(|()| reader.raw_or_null(&mut chunk.error)),
+            _ => reader.skip_value(1),
+        })?;
+        Some(chunk)
+    }
+
+    /// `choices`: null, or an array whose first element with `index` 0 is kept. Elements before
+    /// it must be choices; elements after it are only checked to be JSON (serde's `IgnoredAny`).
+    fn choice_zero(&mut self) -> Option<Option<ChoiceView<'a>>> {
+        self.null_or(|reader| {
+            let mut zero = None;
+            reader.array(1, |reader| {
+                if zero.is_some() {
+                    return reader.skip_value(2);
+                }
+                let choice = reader.choice()?;
+                if choice.index == 0 {
+                    zero = Some(choice);
+                }
+                Some(())
+            })?;
+            Some(zero)
+        })
+        .map(Option::flatten)
+    }
+
+    fn choice(&mut self) -> Option<ChoiceView<'a>> {
+        let mut choice = ChoiceView {
+            index: 0,
+            delta: None,
+            message: None,
+            finish_reason: None,
+        };
+        let mut seen = Seen::default();
+        self.object(2, |reader, key| match key? {
+            "index" => {
+                seen.first(0)?;
+                choice.index = reader.integer()?.parse().ok()?;
+                Some(())
+            }
+            "delta" => {
+                seen.first(1)?;
+                choice.delta = reader.null_or(Self::message)?;
+                Some(())
+            }
+            "message" => {
+                seen.first(2)?;
+                choice.message = reader.null_or(Self::message)?;
+                Some(())
+            }
+            "finish_reason" => {
+                seen.first(3)?;
+                choice.finish_reason = reader.null_or(|reader| match reader.string()? {
+                    (text, false) => Some(Cow::Borrowed(text)),
+                    (_, true) => None,
+                })?;
+                Some(())
+            }
+            _ => reader.skip_value(3),
+        })?;
+        Some(choice)
+    }
+
+    fn message(&mut self) -> Option<MessageView<'a>> {
+        let mut message = MessageView {
+            content: None,
+            tool_calls: None,
+        };
+        let mut seen = Seen::default();
+        self.object(3, |reader, key| match key? {
+            "content" => seen
+                .first(0)
+                .and_then(|()| reader.raw_or_null(&mut message.content)),
+            "tool_calls" => seen
+                .first(1)
+                .and_then(|()| reader.raw_or_null(&mut message.tool_calls)),
+            _ => reader.skip_value(4),
+        })?;
+        Some(message)
+    }
+
+    fn usage(&mut self) -> Option<UsageView> {
+        let mut usage = UsageView::default();
+        let mut seen = Seen::default();
+        self.object(1, |reader, key| {
+            let (bit, slot) = match key? {
+                "prompt_tokens" => (0, &mut usage.prompt_tokens),
+                "completion_tokens" => (1, &mut usage.completion_tokens),
+                "total_tokens" => (2, &mut usage.total_tokens),
+                _ => return reader.skip_value(2),
+            };
+            seen.first(bit)?;
+            *slot = reader.null_or(|reader| reader.integer()?.parse().ok())?;
+            Some(())
+        })?;
+        Some(usage)
+    }
+
+    /// A value kept as raw JSON, or `None` for null (serde's `Option<&RawValue>`).
+    fn raw_or_null(&mut self, slot: &mut Option<RawJson<'a>>) -> Option<()> {
+        let start = self.pos;
+        self.skip_value(4)?;
+        let raw = self.text.get(start..self.pos)?;
+        *slot = (raw != "null").then_some(RawJson(raw));
+        Some(())
+    }
+
+    /// `null` (→ `Some(None)`), or what `read` reads (→ `Some(Some(_))`).
+    fn null_or<T>(&mut self, read: impl FnOnce(&mut Self) -> Option<T>) -> Option<Option<T>> {
+        if self.peek()? == b'n' {
+            self.literal("null")?;
+            return Some(None);
+        }
+        read(self).map(Some)
+    }
+
+    /// An object whose `{` is next. `field` gets each key (`None` for a key with escapes, which
+    /// the readers of known objects decline) with the reader at the value, and reads the value.
+    fn object(
+        &mut self,
+        depth: u32,
+        mut field: impl FnMut(&mut Self, Option<&'a str>) -> Option<()>,
+    ) -> Option<()> {
+        if depth >= MAX_DEPTH {
+            return None;
+        }
+        self.eat(b'{')?;
+        self.skip_whitespace();
+        if self.eat(b'}').is_some() {
+            return Some(());
+        }
+        loop {
+            self.skip_whitespace();
+            let (key, escaped) = self.string()?;
+            self.skip_whitespace();
+            self.eat(b':')?;
+            self.skip_whitespace();
+            field(self, (!escaped).then_some(key))?;
+            self.skip_whitespace();
+            match self.next_byte()? {
+                b',' => {}
+                b'}' => return Some(()),
+                _ => return None,
+            }
+        }
+    }
+
+    /// An array whose `[` is next; `element` reads each element.
+    fn array(
+        &mut self,
+        depth: u32,
+        mut element: impl FnMut(&mut Self) -> Option<()>,
+    ) -> Option<()> {
+        if depth >= MAX_DEPTH {
+            return None;
+        }
+        self.eat(b'[')?;
+        self.skip_whitespace();
+        if self.eat(b']').is_some() {
+            return Some(());
+        }
+        loop {
+            self.skip_whitespace();
+            element(self)?;
+            self.skip_whitespace();
+            match self.next_byte()? {
+                b',' => {}
+                b']' => return Some(()),
+                _ => return None,
+            }
+        }
+    }
+
+    /// Any JSON value, checked and skipped.
+    fn skip_value(&mut self, depth: u32) -> Option<()> {
+        match self.peek()? {
+            b'{' => self.object(depth, |reader, _| reader.skip_value(depth + 1)),
+            b'[' => self.array(depth, |reader| reader.skip_value(depth + 1)),
+            b'"' => self.string().map(drop),
+            b't' => self.literal("true"),
+            b'f' => self.literal("false"),
+            b'n' => self.literal("null"),
+            _ => self.number(),
+        }
+    }
+
+    fn literal(&mut self, word: &str) -> Option<()> {
+        let rest = self.text.get(self.pos..)?;
+        rest.starts_with(word).then(|| self.pos += word.len())
+    }
+
+    /// A string whose `"` is next: its text between the quotes, and whether it has escapes.
+    fn string(&mut self) -> Option<(&'a str, bool)> {
+        self.eat(b'"')?;
+        let start = self.pos;
+        let mut escaped = false;
+        loop {
+            self.pos += plain_run(self.text.as_bytes().get(self.pos..)?);
+            match self.next_byte()? {
+                b'"' => return Some((self.text.get(start..self.pos - 1)?, escaped)),
+                b'\\' => {
+                    escaped = true;
+                    self.escape()?;
+                }
+                _ => return None,
+            }
+        }
+    }
+
+    /// The rest of an escape whose backslash was just read. A `\u` escape of a surrogate is
+    /// declined: whether serde accepts it depends on what the string is read into.
+    fn escape(&mut self) -> Option<()> {
+        match self.next_byte()? {
+            b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => Some(()),
+            b'u' => {
+                let hex = self.text.get(self.pos..self.pos + 4)?;
+                if !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+                    return None;
+                }
+                let unit = u16::from_str_radix(hex, 16).ok()?;
+                self.pos += 4;
+                (!(0xD800..=0xDFFF).contains(&unit)).then_some(())
+            }
+            _ => None,
+        }
+    }
+
+    /// A number in JSON's grammar (serde's `ignore_integer`, `ignore_decimal`,
+    /// `ignore_exponent`).
+    fn number(&mut self) -> Option<()> {
+        if self.peek() == Some(b'-') {
+            self.pos += 1;
+        }
+        match self.next_byte()? {
+            b'0' => {}
+            b'1'..=b'9' => self.skip_digits(),
+            _ => return None,
+        }
+        if self.peek() == Some(b'.') {
+            self.pos += 1;
+            self.digit()?;
+            self.skip_digits();
+        }
+        if matches!(self.peek(), Some(b'e' | b'E')) {
+            self.pos += 1;
+            if matches!(self.peek(), Some(b'+' | b'-')) {
+                self.pos += 1;
+            }
+            self.digit()?;
+            self.skip_digits();
+        }
+        Some(())
+    }
+
+    /// A number of digits only, as text for the caller to parse into its type (which declines
+    /// a number that does not fit). Negative numbers are declined too: serde reads `-0` as a
+    /// float, and no count or index the gateway reads is negative.
+    fn integer(&mut self) -> Option<&'a str> {
+        let start = self.pos;
+        self.number()?;
+        let text = self.text.get(start..self.pos)?;
+        text.bytes().all(|b| b.is_ascii_digit()).then_some(text)
+    }
+
+    fn digit(&mut self) -> Option<()> {
+        self.next_byte().filter(u8::is_ascii_digit).map(drop)
+    }
+
+    fn skip_digits(&mut self) {
+        while self.peek().is_some_and(|b| b.is_ascii_digit()) {
+            self.pos += 1;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+    use proptest::sample::select;
+
+    use super::*;
+
+    fn by_serde(payload: &[u8]) -> Option<ChunkView<'_>> {
+        serde_json::from_slice(payload).ok()
+    }
+
+    /// Where the content's raw JSON sits: the redaction rewrites the payload at that address.
+    fn content_address(chunk: &ChunkView<'_>) -> Option<*const u8> {
+        Some(chunk.message()?.content?.get().as_ptr())
+    }
+
+    #[test]
+    fn every_recorded_chunk_takes_the_fast_path_and_reads_as_serde_does() {
+        let fixtures = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../midstream-testkit/fixtures/openai-streams"
+        );
+        let mut read_fast = 0;
+        for entry in std::fs::read_dir(fixtures).expect("fixtures") {
+            let text = std::fs::read_to_string(entry.expect("entry").path()).expect("fixture");
+            for line in text.lines().filter_map(|l| l.strip_prefix("data: ")) {
+                if line == "[DONE]" {
+                    continue;
+                }
+                let fast = read(line.as_bytes()).unwrap_or_else(|| panic!("declined: {line}"));
+                let serde = by_serde(line.as_bytes()).expect("serde reads it");
+                assert_eq!(fast, serde, "{line}");
+                assert_eq!(content_address(&fast), content_address(&serde));
+                read_fast += 1;
+            }
+        }
+        assert!(read_fast > 100, "only {read_fast} chunks in the fixtures");
+    }
+
+    #[test]
+    fn what_it_declines_serde_still_reads() {
+        let cases: [&[u8]; 8] = [
+            // A key with escapes: serde decodes it to `choices`.
+            br#"{"\u0063hoices":[{"index":0,"delta":{"content":"a"}}]}"#,
+            // A finish reason with escapes.
+            br#"{"choices":[{"index":0,"delta":{},"finish_reason":"st\u006fp"}]}"#,
+            // A negative count (serde reads it; the reader leaves negatives to serde).
+            br#"{"choices":[],"usage":{"prompt_tokens":-1}}"#,
+            // A lone surrogate escape in a skipped string (serde skips it unchecked).
+            br#"{"object":"\ud800","choices":[]}"#,
+            // Invalid UTF-8 in a skipped string (serde does not check it there).
+            b"{\"object\":\"\xff\",\"choices\":[]}",
+            // A top-level array: serde reads a struct from a sequence, field by field.
+            br#"[null,null,null,null,null,null]"#,
+            // Deeper than the reader follows.
+            &[b"{\"x\":".as_slice(), &[b'['; 70], &[b']'; 70], b"}"]
+                .concat()
+                .leak()[..],
+            // The index after its choice is found is skipped like any other field.
+            br#"{"choices":[{"index":0,"delta":{"content":"a"}},{"index":-1}],"x":[1e5]}"#,
+        ];
+        for payload in cases {
+            let serde = by_serde(payload).expect("serde reads it");
+            let fast = read(payload);
+            if let Some(fast) = &fast {
+                assert_eq!(fast, &serde);
+            }
+            assert_eq!(ChunkView::parse(payload), Some(serde));
+        }
+        assert!(read(br#"{"\u0063hoices":[]}"#).is_none());
+        assert!(read(br#"[null]"#).is_none());
+    }
+
+    #[test]
+    fn plain_runs_end_at_the_first_quote_backslash_or_control_character() {
+        let text = b"abcdefgh\"ijklmnop\\qrstuvwx\x1fyz\x7f\xc3\xa9";
+        for start in 0..text.len() {
+            let expected = text[start..]
+                .iter()
+                .position(|&b| b == b'"' || b == b'\\' || b < 0x20)
+                .unwrap_or(text.len() - start);
+            assert_eq!(plain_run(&text[start..]), expected, "from {start}");
+        }
+        assert_eq!(plain_run(b""), 0);
+        assert_eq!(plain_run("0123456789 é \x7f".as_bytes()), 15);
+    }
+
+    #[test]
+    fn what_serde_rejects_it_rejects() {
+        for payload in [
+            &br#"{"id":"a","id":"b"}"#[..],
+            br#"{"choices":[{"index":0,"index":0}]}"#,
+            br#"{"choices":[{"index":4294967296}]}"#,
+            br#"{"choices":[{"index":1.0}]}"#,
+            br#"{"choices":[null]}"#,
+            br#"{"choices":{"index":0}}"#,
+            br#"{"usage":{"total_tokens":99999999999999999999}}"#,
+            br#"{"usage":{"total_tokens":1e3}}"#,
+            br#"{"choices":[],}"#,
+            br#"{"choices":[]} x"#,
+            br#"{"id":01}"#,
+            br#"{"id":"a	b"}"#,
+            br#"{"id":"\x"}"#,
+            br#"{"id":tru}"#,
+            b"{\"id\":\"a\"",
+        ] {
+            assert!(by_serde(payload).is_none(), "serde reads {payload:?}");
+            assert!(read(payload).is_none(), "read {payload:?}");
+        }
+    }
+
+    fn leaf() -> impl Strategy<Value = String> {
+        select(vec![
+            "null",
+            "true",
+            "false",
+            "0",
+            "-0",
+            "7",
+            "-12",
+            "3.5",
+            "1e3",
+            "2E-2",
+            "-0.0e+1",
+            "4294967296",
+            "99999999999999999999",
+            r#""""#,
+            r#""stop""#,
+            r#""a\"b""#,
+            r#""\u00e9t\u00e9""#,
+            r#""\ud83d\ude00""#,
+            r#""\ud800""#,
+            r#""é""#,
+            r#""t\tab""#,
+            "\"raw\ttab\"",
+            r#""\/\b\f\n\r""#,
+        ])
+        .prop_map(str::to_owned)
+    }
+
+    fn key() -> impl Strategy<Value = String> {
+        select(vec![
+            "id",
+            "created",
+            "model",
+            "choices",
+            "usage",
+            "error",
+            "index",
+            "delta",
+            "message",
+            "content",
+            "tool_calls",
+            "finish_reason",
+            "prompt_tokens",
+            "total_tokens",
+            "object",
+            "x",
+            r"\u0069d",
+            r"con\ntent",
+            "",
+        ])
+        .prop_map(|key| format!("\"{key}\""))
+    }
+
+    fn object(fields: Vec<(String, String)>, spaced: bool) -> String {
+        let (comma, colon) = if spaced { (" ,\n", " : ") } else { (",", ":") };
+        let fields: Vec<String> = fields
+            .into_iter()
+            .map(|(k, v)| format!("{k}{colon}{v}"))
+            .collect();
+        format!("{{{}}}", fields.join(comma))
+    }
+
+    fn value() -> impl Strategy<Value = String> {
+        leaf().prop_recursive(3, 24, 4, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..4)
+                    .prop_map(|v| format!("[{}]", v.join(","))),
+                (prop::collection::vec((key(), inner), 0..4), any::<bool>())
+                    .prop_map(|(fields, spaced)| object(fields, spaced)),
+            ]
+        })
+    }
+
+    /// A field named `name` whose value is drawn from `values`.
+    fn field(
+        name: &'static str,
+        values: impl Strategy<Value = String>,
+    ) -> impl Strategy<Value = (String, String)> {
+        values.prop_map(move |v| (format!("\"{name}\""), v))
+    }
+
+    fn fields(
+        choices: Vec<BoxedStrategy<(String, String)>>,
+        max: usize,
+    ) -> impl Strategy<Value = String> {
+        (
+            prop::collection::vec(prop::strategy::Union::new(choices), 0..max),
+            any::<bool>(),
+        )
+            .prop_map(|(fields, spaced)| object(fields, spaced))
+    }
+
+    fn message() -> impl Strategy<Value = String> {
+        fields(
+            vec![
+                field("content", prop_oneof![leaf(), value()]).boxed(),
+                field("tool_calls", value()).boxed(),
+                field("role", leaf()).boxed(),
+                (key(), value()).boxed(),
+            ],
+            4,
+        )
+    }
+
+    fn choice() -> impl Strategy<Value = String> {
+        fields(
+            vec![
+                field(
+                    "index",
+                    select(vec!["0", "1", "0", "-0", "null", "\"0\"", "1.0", "00"])
+                        .prop_map(str::to_owned),
+                )
+                .boxed(),
+                field("delta", prop_oneof![message(), leaf()]).boxed(),
+                field("message", prop_oneof![message(), leaf()]).boxed(),
+                field("finish_reason", leaf()).boxed(),
+                (key(), value()).boxed(),
+            ],
+            5,
+        )
+    }
+
+    fn usage() -> impl Strategy<Value = String> {
+        fields(
+            vec![
+                field("prompt_tokens", leaf()).boxed(),
+                field("completion_tokens", leaf()).boxed(),
+                field("total_tokens", leaf()).boxed(),
+                (key(), value()).boxed(),
+            ],
+            4,
+        )
+    }
+
+    fn chunk() -> impl Strategy<Value = String> {
+        let choices = prop_oneof![
+            prop::collection::vec(choice(), 0..3).prop_map(|v| format!("[{}]", v.join(", "))),
+            leaf(),
+            value(),
+        ];
+        fields(
+            vec![
+                field("id", leaf()).boxed(),
+                field("created", leaf()).boxed(),
+                field("model", leaf()).boxed(),
+                field("choices", choices).boxed(),
+                field("usage", prop_oneof![usage(), leaf()]).boxed(),
+                field("error", value()).boxed(),
+                (key(), value()).boxed(),
+            ],
+            7,
+        )
+    }
+
+    /// A byte deleted, replaced or inserted somewhere.
+    fn mutate(text: String, edit: Option<(usize, u8, u8)>) -> Vec<u8> {
+        let mut bytes = text.into_bytes();
+        if let Some((at, op, byte)) = edit {
+            let at = at % (bytes.len() + 1);
+            match op % 3 {
+                0 if at < bytes.len() => {
+                    bytes.remove(at);
+                }
+                1 if at < bytes.len() => bytes[at] = byte,
+                _ => bytes.insert(at, byte),
+            }
+        }
+        bytes
+    }
+
+    fn edit() -> impl Strategy<Value = Option<(usize, u8, u8)>> {
+        let bytes = b"{}[]:,\" \\0a-.eEnu\x01\xc3".to_vec();
+        prop::option::weighted(0.3, (any::<usize>(), any::<u8>(), select(bytes)))
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(4096))]
+
+        /// Whatever the reader reads, serde reads the same (values and addresses); the rest it
+        /// leaves to serde.
+        #[test]
+        fn fast_reads_as_serde_does(text in chunk(), edit in edit(), pad in any::<bool>()) {
+            let text = if pad { format!(" \n{text}\t ") } else { text };
+            let payload = mutate(text, edit);
+            if let Some(fast) = read(&payload) {
+                let serde = by_serde(&payload);
+                prop_assert_eq!(Some(&fast), serde.as_ref(), "{}", String::from_utf8_lossy(&payload));
+                prop_assert_eq!(content_address(&fast), serde.as_ref().and_then(content_address));
+            }
+        }
+    }
+}
