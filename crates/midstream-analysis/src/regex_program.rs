@@ -7,12 +7,17 @@
 //!   match (leftmost-longest) and, with [`Liveness`], the first byte after which it is certain;
 //! - a PikeVM extracts the named groups of that exact span.
 //!
-//! All three are immutable and shared by every stream: dense DFAs need no per-stream cache,
-//! and their size is capped ([`AUTOMATON_SIZE_LIMIT`]) so a pathological pattern is rejected
-//! when the rules load instead of eating memory later.
+//! All three are shared by every stream: dense DFAs need no per-stream cache, and their size
+//! is capped ([`AUTOMATON_SIZE_LIMIT`]) so a pathological pattern is rejected when the rules
+//! load instead of eating memory later. The PikeVM's scratch space is kept in a pool between
+//! matches (a fresh one is allocated and zeroed in proportion to the pattern's size).
 
 use regex_automata::dfa::{Automaton, StartKind, dense};
-use regex_automata::nfa::thompson::{self, WhichCaptures, pikevm::PikeVM};
+use std::panic::{RefUnwindSafe, UnwindSafe};
+
+use regex_automata::nfa::thompson::pikevm::{self, PikeVM};
+use regex_automata::nfa::thompson::{self, WhichCaptures};
+use regex_automata::util::pool::Pool;
 use regex_automata::util::primitives::StateID;
 use regex_automata::util::start;
 use regex_automata::{Anchored, Input, MatchKind, PatternID};
@@ -25,6 +30,9 @@ use crate::openings::Openings;
 /// Memory budget of each dense DFA of one rule (forward and reverse), in bytes.
 pub(crate) const AUTOMATON_SIZE_LIMIT: usize = 4 << 20;
 
+/// Builds a PikeVM cache for the pool (the same type regex's own `meta::Regex` pools).
+type NewCache = Box<dyn Fn() -> pikevm::Cache + Send + Sync + UnwindSafe + RefUnwindSafe>;
+
 /// One compiled regex rule.
 #[derive(Debug)]
 pub(crate) struct RegexProgram {
@@ -33,6 +41,8 @@ pub(crate) struct RegexProgram {
     liveness: Liveness,
     reverse: DenseDfa,
     captures: PikeVM,
+    /// Scratch space of `captures`, reused across matches and streams.
+    capture_caches: Pool<pikevm::Cache, NewCache>,
     /// Named groups: (group index, name), in pattern order.
     group_names: Vec<(usize, String)>,
     max_len: u64,
@@ -65,12 +75,15 @@ impl RegexProgram {
             .enumerate()
             .filter_map(|(index, name)| name.map(|name| (index, name.to_owned())))
             .collect();
+        let vm = captures.clone();
+        let capture_caches = Pool::new(Box::new(move || vm.create_cache()) as NewCache);
         Ok(RegexProgram {
             pattern: pattern.to_owned(),
             liveness: Liveness::analyze(&forward),
             forward,
             reverse,
             captures,
+            capture_caches,
             group_names,
             max_len: max_len as u64,
         })
@@ -147,7 +160,7 @@ impl RegexProgram {
         start: usize,
         end: usize,
     ) -> Vec<(String, String)> {
-        let mut cache = self.captures.create_cache();
+        let mut cache = self.capture_caches.get();
         let mut captures = self.captures.create_captures();
         let input = Input::new(haystack)
             .span(start..end)
