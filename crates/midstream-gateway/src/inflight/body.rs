@@ -10,7 +10,8 @@
 //!
 //! Per upstream read: [`FrameSplitter::push`] finds frame ends with `memchr` and hands out
 //! zero-copy slices; per frame, [`ChunkView::parse`] reads choice 0's content, finish reason
-//! and usage with borrowed serde (no allocation unless a string has escapes); the content goes
+//! and usage in one strict pass over the payload, borrowing what it keeps (no allocation unless
+//! a string has escapes; serde reads the rare payload that pass declines); the content goes
 //! to the record's text buffer (amortised growth) and to the analysis; the frame's original
 //! `Bytes` is queued unchanged. No chunk is re-serialised, no lock is taken, nothing awaits
 //! a tool or the database: tool results arrive through [`StreamAnalysis::poll_events`] and
