@@ -61,22 +61,6 @@ fn plain_run(bytes: &[u8]) -> usize {
         .unwrap_or(tail.len())
 }
 
-/// Fields of one object already read, to decline a duplicate as serde would reject it.
-#[derive(Default)]
-struct Seen(u8);
-
-impl Seen {
-    /// Marks field `bit`; `None` if it was already there.
-    fn first(&mut self, bit: u8) -> Option<()> {
-        let mask = 1 << bit;
-        if self.0 & mask != 0 {
-            return None;
-        }
-        self.0 |= mask;
-        Some(())
-    }
-}
-
 struct Reader<'a> {
     text: &'a str,
     pos: usize,
@@ -105,6 +89,7 @@ impl<'a> Reader<'a> {
 
     /// The top-level object.
     fn chunk(&mut self) -> Option<ChunkView<'a>> {
+        const FIELDS: &[&str] = &["id", "created", "model", "choices", "usage", "error"];
         let mut chunk = ChunkView {
             id: None,
             created: None,
@@ -113,30 +98,13 @@ impl<'a> Reader<'a> {
             usage: None,
             error: None,
         };
-        let mut seen = Seen::default();
-        self.object(0, |reader, key| match key? {
-            "id" => seen
-                .first(0)
-                .and_then(|()| reader.raw_or_null(&mut chunk.id)),
-            "created" => seen
-                .first(1)
-                .and_then(|()| reader.raw_or_null(&mut chunk.created)),
-            "model" => seen
-                .first(2)
-                .and_then(|()| reader.raw_or_null(&mut chunk.model)),
-            "choices" => {
-                seen.first(3)?;
-                chunk.choices = reader.choice_zero()?;
-                Some(())
-            }
-            "usage" => {
-                seen.first(4)?;
-                chunk.usage = reader.null_or(Self::usage)?;
-                Some(())
-            }
-            "error" => seen
-                .first(5)
-                .and_then(|()| reader.raw_or_null(&mut chunk.error)),
+        self.object(0, FIELDS, |reader, key| match key {
+            "id" => reader.raw_or_null(&mut chunk.id),
+            "created" => reader.raw_or_null(&mut chunk.created),
+            "model" => reader.raw_or_null(&mut chunk.model),
+            "choices" => reader.choice_zero().map(|zero| chunk.choices = zero),
+            "usage" => reader.null_or(Self::usage).map(|usage| chunk.usage = usage),
+            "error" => reader.raw_or_null(&mut chunk.error),
             _ => reader.skip_value(1),
         })?;
         Some(chunk)
@@ -163,37 +131,26 @@ impl<'a> Reader<'a> {
     }
 
     fn choice(&mut self) -> Option<ChoiceView<'a>> {
+        const FIELDS: &[&str] = &["index", "delta", "message", "finish_reason"];
         let mut choice = ChoiceView {
             index: 0,
             delta: None,
             message: None,
             finish_reason: None,
         };
-        let mut seen = Seen::default();
-        self.object(2, |reader, key| match key? {
+        self.object(2, FIELDS, |reader, key| match key {
             "index" => {
-                seen.first(0)?;
                 choice.index = reader.integer()?.parse().ok()?;
                 Some(())
             }
-            "delta" => {
-                seen.first(1)?;
-                choice.delta = reader.null_or(Self::message)?;
-                Some(())
-            }
-            "message" => {
-                seen.first(2)?;
-                choice.message = reader.null_or(Self::message)?;
-                Some(())
-            }
-            "finish_reason" => {
-                seen.first(3)?;
-                choice.finish_reason = reader.null_or(|reader| match reader.string()? {
+            "delta" => reader.null_or(Self::message).map(|m| choice.delta = m),
+            "message" => reader.null_or(Self::message).map(|m| choice.message = m),
+            "finish_reason" => reader
+                .null_or(|reader| match reader.string()? {
                     (text, false) => Some(Cow::Borrowed(text)),
                     (_, true) => None,
-                })?;
-                Some(())
-            }
+                })
+                .map(|reason| choice.finish_reason = reason),
             _ => reader.skip_value(3),
         })?;
         Some(choice)
@@ -204,30 +161,24 @@ impl<'a> Reader<'a> {
             content: None,
             tool_calls: None,
         };
-        let mut seen = Seen::default();
-        self.object(3, |reader, key| match key? {
-            "content" => seen
-                .first(0)
-                .and_then(|()| reader.raw_or_null(&mut message.content)),
-            "tool_calls" => seen
-                .first(1)
-                .and_then(|()| reader.raw_or_null(&mut message.tool_calls)),
+        self.object(3, &["content", "tool_calls"], |reader, key| match key {
+            "content" => reader.raw_or_null(&mut message.content),
+            "tool_calls" => reader.raw_or_null(&mut message.tool_calls),
             _ => reader.skip_value(4),
         })?;
         Some(message)
     }
 
     fn usage(&mut self) -> Option<UsageView> {
+        const FIELDS: &[&str] = &["prompt_tokens", "completion_tokens", "total_tokens"];
         let mut usage = UsageView::default();
-        let mut seen = Seen::default();
-        self.object(1, |reader, key| {
-            let (bit, slot) = match key? {
-                "prompt_tokens" => (0, &mut usage.prompt_tokens),
-                "completion_tokens" => (1, &mut usage.completion_tokens),
-                "total_tokens" => (2, &mut usage.total_tokens),
+        self.object(1, FIELDS, |reader, key| {
+            let slot = match key {
+                "prompt_tokens" => &mut usage.prompt_tokens,
+                "completion_tokens" => &mut usage.completion_tokens,
+                "total_tokens" => &mut usage.total_tokens,
                 _ => return reader.skip_value(2),
             };
-            seen.first(bit)?;
             *slot = reader.null_or(|reader| reader.integer()?.parse().ok())?;
             Some(())
         })?;
@@ -252,12 +203,15 @@ impl<'a> Reader<'a> {
         read(self).map(Some)
     }
 
-    /// An object whose `{` is next. `field` gets each key (`None` for a key with escapes, which
-    /// the readers of known objects decline) with the reader at the value, and reads the value.
+    /// An object whose `{` is next; `field` gets each key with the reader at its value, and
+    /// reads the value. `fields` names the fields the caller reads: as serde's derive would,
+    /// a second occurrence of one of them is refused, and so is any key with escapes (serde
+    /// would decode it, perhaps to one of them); other keys may repeat.
     fn object(
         &mut self,
         depth: u32,
-        mut field: impl FnMut(&mut Self, Option<&'a str>) -> Option<()>,
+        fields: &[&str],
+        mut field: impl FnMut(&mut Self, &'a str) -> Option<()>,
     ) -> Option<()> {
         if depth >= MAX_DEPTH {
             return None;
@@ -267,13 +221,26 @@ impl<'a> Reader<'a> {
         if self.eat(b'}').is_some() {
             return Some(());
         }
+        let mut seen = 0u32;
         loop {
             self.skip_whitespace();
             let (key, escaped) = self.string()?;
+            if !fields.is_empty() {
+                if escaped {
+                    return None;
+                }
+                if let Some(index) = fields.iter().position(|name| *name == key) {
+                    let bit = 1 << index;
+                    if seen & bit != 0 {
+                        return None;
+                    }
+                    seen |= bit;
+                }
+            }
             self.skip_whitespace();
             self.eat(b':')?;
             self.skip_whitespace();
-            field(self, (!escaped).then_some(key))?;
+            field(self, key)?;
             self.skip_whitespace();
             match self.next_byte()? {
                 b',' => {}
@@ -312,7 +279,7 @@ impl<'a> Reader<'a> {
     /// Any JSON value, checked and skipped.
     fn skip_value(&mut self, depth: u32) -> Option<()> {
         match self.peek()? {
-            b'{' => self.object(depth, |reader, _| reader.skip_value(depth + 1)),
+            b'{' => self.object(depth, &[], |reader, _| reader.skip_value(depth + 1)),
             b'[' => self.array(depth, |reader| reader.skip_value(depth + 1)),
             b'"' => self.string().map(drop),
             b't' => self.literal("true"),
@@ -452,6 +419,7 @@ mod tests {
 
     #[test]
     fn what_it_declines_serde_still_reads() {
+        let deep = [b"{\"x\":".as_slice(), &[b'['; 70], &[b']'; 70], b"}"].concat();
         let cases: [&[u8]; 8] = [
             // A key with escapes: serde decodes it to `choices`.
             br#"{"\u0063hoices":[{"index":0,"delta":{"content":"a"}}]}"#,
@@ -466,9 +434,7 @@ mod tests {
             // A top-level array: serde reads a struct from a sequence, field by field.
             br#"[null,null,null,null,null,null]"#,
             // Deeper than the reader follows.
-            &[b"{\"x\":".as_slice(), &[b'['; 70], &[b']'; 70], b"}"]
-                .concat()
-                .leak()[..],
+            &deep,
             // The index after its choice is found is skipped like any other field.
             br#"{"choices":[{"index":0,"delta":{"content":"a"}},{"index":-1}],"x":[1e5]}"#,
         ];
