@@ -26,19 +26,16 @@ pub struct ChunkMeta {
 }
 
 impl ChunkMeta {
-    /// Meta copied verbatim (raw JSON texts) from an upstream chunk.
-    pub fn from_raw(id: &str, created: &str, model: &str) -> ChunkMeta {
-        ChunkMeta::with_json(id, created, model)
-    }
-
     /// Meta for a stream whose upstream sent no chunk yet (or never will).
     pub fn fallback(stream_id: &str, created: i64, model: &str) -> ChunkMeta {
         let id = serde_json::to_string(&format!("chatcmpl-{stream_id}")).unwrap_or_default();
         let model = serde_json::to_string(model).unwrap_or_default();
-        ChunkMeta::with_json(&id, &created.to_string(), &model)
+        ChunkMeta::from_raw(&id, &created.to_string(), &model)
     }
 
-    fn with_json(id: &str, created: &str, model: &str) -> ChunkMeta {
+    /// Meta from the raw JSON texts of `id`, `created` and `model` (copied verbatim from an
+    /// upstream chunk).
+    pub fn from_raw(id: &str, created: &str, model: &str) -> ChunkMeta {
         ChunkMeta {
             head: format!(
                 r#"{{"id":{id},"object":"chat.completion.chunk","created":{created},"model":{model},"choices":["#

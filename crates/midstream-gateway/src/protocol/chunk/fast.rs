@@ -23,7 +23,11 @@ const MAX_DEPTH: u32 = 64;
 /// Reads a data payload, or `None` when serde must (see the module docs).
 pub(super) fn read(payload: &[u8]) -> Option<ChunkView<'_>> {
     let text = std::str::from_utf8(payload).ok()?;
-    let mut reader = Reader { text, pos: 0 };
+    let mut reader = Reader {
+        text,
+        pos: 0,
+        depth: 0,
+    };
     reader.skip_whitespace();
     let chunk = reader.chunk()?;
     reader.skip_whitespace();
@@ -64,6 +68,8 @@ fn plain_run(bytes: &[u8]) -> usize {
 struct Reader<'a> {
     text: &'a str,
     pos: usize,
+    /// Objects and arrays open around the position.
+    depth: u32,
 }
 
 impl<'a> Reader<'a> {
@@ -98,14 +104,14 @@ impl<'a> Reader<'a> {
             usage: None,
             error: None,
         };
-        self.object(0, FIELDS, |reader, key| match key {
+        self.object(FIELDS, |reader, key| match key {
             "id" => reader.raw_or_null(&mut chunk.id),
             "created" => reader.raw_or_null(&mut chunk.created),
             "model" => reader.raw_or_null(&mut chunk.model),
             "choices" => reader.choice_zero().map(|zero| chunk.choices = zero),
             "usage" => reader.null_or(Self::usage).map(|usage| chunk.usage = usage),
             "error" => reader.raw_or_null(&mut chunk.error),
-            _ => reader.skip_value(1),
+            _ => reader.skip_value(),
         })?;
         Some(chunk)
     }
@@ -115,9 +121,9 @@ impl<'a> Reader<'a> {
     fn choice_zero(&mut self) -> Option<Option<ChoiceView<'a>>> {
         self.null_or(|reader| {
             let mut zero = None;
-            reader.array(1, |reader| {
+            reader.array(|reader| {
                 if zero.is_some() {
-                    return reader.skip_value(2);
+                    return reader.skip_value();
                 }
                 let choice = reader.choice()?;
                 if choice.index == 0 {
@@ -138,7 +144,7 @@ impl<'a> Reader<'a> {
             message: None,
             finish_reason: None,
         };
-        self.object(2, FIELDS, |reader, key| match key {
+        self.object(FIELDS, |reader, key| match key {
             "index" => {
                 choice.index = reader.integer()?.parse().ok()?;
                 Some(())
@@ -151,7 +157,7 @@ impl<'a> Reader<'a> {
                     (_, true) => None,
                 })
                 .map(|reason| choice.finish_reason = reason),
-            _ => reader.skip_value(3),
+            _ => reader.skip_value(),
         })?;
         Some(choice)
     }
@@ -161,10 +167,10 @@ impl<'a> Reader<'a> {
             content: None,
             tool_calls: None,
         };
-        self.object(3, &["content", "tool_calls"], |reader, key| match key {
+        self.object(&["content", "tool_calls"], |reader, key| match key {
             "content" => reader.raw_or_null(&mut message.content),
             "tool_calls" => reader.raw_or_null(&mut message.tool_calls),
-            _ => reader.skip_value(4),
+            _ => reader.skip_value(),
         })?;
         Some(message)
     }
@@ -172,12 +178,12 @@ impl<'a> Reader<'a> {
     fn usage(&mut self) -> Option<UsageView> {
         const FIELDS: &[&str] = &["prompt_tokens", "completion_tokens", "total_tokens"];
         let mut usage = UsageView::default();
-        self.object(1, FIELDS, |reader, key| {
+        self.object(FIELDS, |reader, key| {
             let slot = match key {
                 "prompt_tokens" => &mut usage.prompt_tokens,
                 "completion_tokens" => &mut usage.completion_tokens,
                 "total_tokens" => &mut usage.total_tokens,
-                _ => return reader.skip_value(2),
+                _ => return reader.skip_value(),
             };
             *slot = reader.null_or(|reader| reader.integer()?.parse().ok())?;
             Some(())
@@ -188,7 +194,7 @@ impl<'a> Reader<'a> {
     /// A value kept as raw JSON, or `None` for null (serde's `Option<&RawValue>`).
     fn raw_or_null(&mut self, slot: &mut Option<RawJson<'a>>) -> Option<()> {
         let start = self.pos;
-        self.skip_value(4)?;
+        self.skip_value()?;
         let raw = self.text.get(start..self.pos)?;
         *slot = (raw != "null").then_some(RawJson(raw));
         Some(())
@@ -209,22 +215,12 @@ impl<'a> Reader<'a> {
     /// would decode it, perhaps to one of them); other keys may repeat.
     fn object(
         &mut self,
-        depth: u32,
         fields: &[&str],
         mut field: impl FnMut(&mut Self, &'a str) -> Option<()>,
     ) -> Option<()> {
-        if depth >= MAX_DEPTH {
-            return None;
-        }
-        self.eat(b'{')?;
-        self.skip_whitespace();
-        if self.eat(b'}').is_some() {
-            return Some(());
-        }
         let mut seen = 0u32;
-        loop {
-            self.skip_whitespace();
-            let (key, escaped) = self.string()?;
+        self.container(b'{', b'}', |reader| {
+            let (key, escaped) = reader.string()?;
             if !fields.is_empty() {
                 if escaped {
                     return None;
@@ -237,50 +233,53 @@ impl<'a> Reader<'a> {
                     seen |= bit;
                 }
             }
-            self.skip_whitespace();
-            self.eat(b':')?;
-            self.skip_whitespace();
-            field(self, key)?;
-            self.skip_whitespace();
-            match self.next_byte()? {
-                b',' => {}
-                b'}' => return Some(()),
-                _ => return None,
-            }
-        }
+            reader.skip_whitespace();
+            reader.eat(b':')?;
+            reader.skip_whitespace();
+            field(reader, key)
+        })
     }
 
     /// An array whose `[` is next; `element` reads each element.
-    fn array(
+    fn array(&mut self, element: impl FnMut(&mut Self) -> Option<()>) -> Option<()> {
+        self.container(b'[', b']', element)
+    }
+
+    /// What objects and arrays share: `open`, then items read by `item` and separated by commas
+    /// up to `close`, nested at most [`MAX_DEPTH`] deep.
+    fn container(
         &mut self,
-        depth: u32,
-        mut element: impl FnMut(&mut Self) -> Option<()>,
+        open: u8,
+        close: u8,
+        mut item: impl FnMut(&mut Self) -> Option<()>,
     ) -> Option<()> {
-        if depth >= MAX_DEPTH {
+        if self.depth >= MAX_DEPTH {
             return None;
         }
-        self.eat(b'[')?;
+        self.eat(open)?;
+        self.depth += 1;
         self.skip_whitespace();
-        if self.eat(b']').is_some() {
-            return Some(());
-        }
-        loop {
-            self.skip_whitespace();
-            element(self)?;
-            self.skip_whitespace();
-            match self.next_byte()? {
-                b',' => {}
-                b']' => return Some(()),
-                _ => return None,
+        if self.eat(close).is_none() {
+            loop {
+                self.skip_whitespace();
+                item(self)?;
+                self.skip_whitespace();
+                match self.next_byte()? {
+                    b',' => {}
+                    byte if byte == close => break,
+                    _ => return None,
+                }
             }
         }
+        self.depth -= 1;
+        Some(())
     }
 
     /// Any JSON value, checked and skipped.
-    fn skip_value(&mut self, depth: u32) -> Option<()> {
+    fn skip_value(&mut self) -> Option<()> {
         match self.peek()? {
-            b'{' => self.object(depth, &[], |reader, _| reader.skip_value(depth + 1)),
-            b'[' => self.array(depth, |reader| reader.skip_value(depth + 1)),
+            b'{' => self.object(&[], |reader, _| reader.skip_value()),
+            b'[' => self.array(Self::skip_value),
             b'"' => self.string().map(drop),
             b't' => self.literal("true"),
             b'f' => self.literal("false"),
