@@ -18,7 +18,9 @@ use midstream_tools::{Dispatcher, Start, StreamTools, ToolOutcome};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
-use super::events::{self, CallEnd, CallSource, IntentFacts, MidstreamEvent};
+use super::events::{
+    self, CallEnd, CallError, CallSource, Captures, IntentFacts, MidstreamEvent, json_text,
+};
 use super::model_calls::{ModelCalls, ReadyCall};
 use super::record::StreamRecord;
 use crate::protocol::chunk::{ChunkView, span_in};
@@ -433,7 +435,7 @@ impl StreamAnalysis {
             scope: scope_name.to_owned(),
             action: action.to_owned(),
             matched: (!hidden).then(|| detection.matched.clone()),
-            captures: events::captures_object(&detection.captures).to_string(),
+            captures: json_text(&Captures(&detection.captures)),
             at_ms,
             chars_seen: i64::try_from(detection.seen_chars).unwrap_or(i64::MAX),
         });
@@ -481,7 +483,7 @@ impl StreamAnalysis {
                     source: source.name().to_owned(),
                     intent_id: source.intent_id().map(str::to_owned),
                     model_call_id: source.model_call_id().map(str::to_owned),
-                    arguments: arguments.to_string(),
+                    arguments: json_text(&arguments),
                     status: "running".to_owned(),
                     result: None,
                     error_code: None,
@@ -520,19 +522,22 @@ impl StreamAnalysis {
             source: &info.source,
             outcome: match (&outcome.result, &failure) {
                 (Ok(value), _) => Ok(value.as_ref()),
-                (Err(_), Some((code, message))) => Err((code, message.clone())),
-                (Err(_), None) => Err(("internal", String::new())),
+                (Err(_), Some((code, message))) => Err((code, message)),
+                (Err(_), None) => Err(("internal", "")),
             },
             cached: outcome.cached,
             duration_ms,
             at_ms,
         });
-        let result_json = outcome.result.as_ref().ok().map(|value| value.to_string());
+        let result_json = outcome.result.as_ref().ok().map(json_text);
         if let (CallSource::Model(id), Some(continuation)) =
             (&info.source, self.continuation.as_mut())
         {
             let content = result_json.clone().unwrap_or_else(|| {
-                json!({"error": failure.as_ref().map(|(code, message)| json!({"code": code, "message": message}))}).to_string()
+                let error = failure
+                    .as_ref()
+                    .map(|(code, message)| CallError { code, message });
+                json_text(&json!({ "error": error }))
             });
             continuation.results.push((id.clone(), content));
         }
@@ -543,7 +548,7 @@ impl StreamAnalysis {
             source: info.source.name().to_owned(),
             intent_id: info.source.intent_id().map(str::to_owned),
             model_call_id: info.source.model_call_id().map(str::to_owned),
-            arguments: outcome.args.to_string(),
+            arguments: json_text(&outcome.args),
             status: if failure.is_none() {
                 "succeeded"
             } else {

@@ -11,7 +11,9 @@
 //! Every event has `at_ms` (milliseconds since the request arrived). Text that a `redact` or
 //! `stop` rule hides is never put in an event.
 
-use serde_json::{Map, Value, json};
+use serde::Serialize;
+use serde::ser::Serializer;
+use serde_json::Value;
 
 /// An event, as JSON.
 #[derive(Debug, Clone)]
@@ -21,10 +23,10 @@ pub struct MidstreamEvent {
 }
 
 impl MidstreamEvent {
-    fn new(kind: &'static str, value: &Value) -> MidstreamEvent {
+    fn new(kind: &'static str, event: &impl Serialize) -> MidstreamEvent {
         MidstreamEvent {
             kind,
-            json: value.to_string(),
+            json: json_text(event),
         }
     }
 
@@ -36,6 +38,28 @@ impl MidstreamEvent {
     /// The event object as JSON.
     pub fn json(&self) -> &str {
         &self.json
+    }
+}
+
+/// `value` as JSON text, written straight from the borrowed data (events are built from
+/// borrowed structs, not `json!` trees: no copy of a tool's arguments or result, no map
+/// allocated per event; the analysis of a stream that fires an intent and gets its tool result
+/// spent a fifth of its user-space instructions building and printing those trees).
+///
+/// Everything serialised here is strings, numbers, booleans and `serde_json::Value`s, whose
+/// serialisation into memory cannot fail, as `Value`'s own `Display` assumes.
+pub fn json_text(value: &impl Serialize) -> String {
+    serde_json::to_string(value).expect("strings, numbers and JSON values always serialise")
+}
+
+/// Named captures as a JSON object, in the rule's group order (a regex's group names are
+/// unique, so no key repeats).
+#[derive(Debug, Clone, Copy)]
+pub struct Captures<'a>(pub &'a [(String, String)]);
+
+impl Serialize for Captures<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_map(self.0.iter().map(|(name, text)| (name, text)))
     }
 }
 
@@ -62,27 +86,42 @@ pub struct IntentFacts<'a> {
     pub chars_seen: u64,
 }
 
+/// The wire form of an intent event.
+#[derive(Serialize)]
+struct IntentEvent<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    id: &'a str,
+    rule: &'a str,
+    scope: &'a str,
+    action: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    matched: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    captures: Option<Captures<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    call_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    duplicate: bool,
+    at_ms: f64,
+    chars_seen: u64,
+}
+
 /// `{"type": "intent", ...}`.
 pub fn intent(facts: &IntentFacts<'_>) -> MidstreamEvent {
-    let mut event = json!({
-        "type": "intent",
-        "id": facts.id,
-        "rule": facts.rule,
-        "scope": facts.scope,
-        "action": facts.action,
-        "at_ms": round_ms(facts.at_ms),
-        "chars_seen": facts.chars_seen,
-    });
-    if let Some((matched, captures)) = facts.matched {
-        event["matched"] = Value::from(matched);
-        event["captures"] = captures_object(captures);
-    }
-    if let Some(call_id) = facts.call_id {
-        event["call_id"] = Value::from(call_id);
-        if facts.duplicate {
-            event["duplicate"] = Value::Bool(true);
-        }
-    }
+    let event = IntentEvent {
+        kind: "intent",
+        id: facts.id,
+        rule: facts.rule,
+        scope: facts.scope,
+        action: facts.action,
+        matched: facts.matched.map(|(matched, _)| matched),
+        captures: facts.matched.map(|(_, captures)| Captures(captures)),
+        call_id: facts.call_id,
+        duplicate: facts.call_id.is_some() && facts.duplicate,
+        at_ms: round_ms(facts.at_ms),
+        chars_seen: facts.chars_seen,
+    };
     MidstreamEvent::new("intent", &event)
 }
 
@@ -119,15 +158,43 @@ impl CallSource {
             CallSource::Intent(_) => None,
         }
     }
+}
 
-    fn link(&self, event: &mut Value) {
-        event["source"] = Value::from(self.name());
-        match self {
-            CallSource::Intent(id) => event["intent_id"] = Value::from(id.as_str()),
-            CallSource::Model(Some(id)) => event["model_call_id"] = Value::from(id.as_str()),
-            CallSource::Model(None) => {}
+/// What every tool event says about its call: which call, of which tool, with which
+/// arguments, asked for by whom.
+#[derive(Serialize)]
+struct CallLink<'a> {
+    id: &'a str,
+    tool: &'a str,
+    arguments: &'a Value,
+    source: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    intent_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    model_call_id: Option<&'a str>,
+}
+
+impl<'a> CallLink<'a> {
+    fn new(call_id: &'a str, tool: &'a str, arguments: &'a Value, source: &'a CallSource) -> Self {
+        CallLink {
+            id: call_id,
+            tool,
+            arguments,
+            source: source.name(),
+            intent_id: source.intent_id(),
+            model_call_id: source.model_call_id(),
         }
     }
+}
+
+/// The wire form of a `tool.started` event.
+#[derive(Serialize)]
+struct StartedEvent<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    #[serde(flatten)]
+    call: CallLink<'a>,
+    at_ms: f64,
 }
 
 /// `{"type": "tool.started", ...}`.
@@ -138,14 +205,11 @@ pub fn tool_started(
     source: &CallSource,
     at_ms: f64,
 ) -> MidstreamEvent {
-    let mut event = json!({
-        "type": "tool.started",
-        "id": call_id,
-        "tool": tool,
-        "arguments": arguments,
-        "at_ms": round_ms(at_ms),
-    });
-    source.link(&mut event);
+    let event = StartedEvent {
+        kind: "tool.started",
+        call: CallLink::new(call_id, tool, arguments, source),
+        at_ms: round_ms(at_ms),
+    };
     MidstreamEvent::new("tool.started", &event)
 }
 
@@ -161,7 +225,7 @@ pub struct CallEnd<'a> {
     /// Who asked for it.
     pub source: &'a CallSource,
     /// The result, or `(code, message)`.
-    pub outcome: Result<&'a Value, (&'a str, String)>,
+    pub outcome: Result<&'a Value, (&'a str, &'a str)>,
     /// Served from the cache (or a shared identical execution).
     pub cached: bool,
     /// How long the call took.
@@ -170,39 +234,47 @@ pub struct CallEnd<'a> {
     pub at_ms: f64,
 }
 
-/// `{"type": "tool.result", ...}` or `{"type": "tool.error", ...}`.
-pub fn tool_end(end: &CallEnd<'_>) -> MidstreamEvent {
-    let mut event = json!({
-        "id": end.call_id,
-        "tool": end.tool,
-        "arguments": end.arguments,
-        "cached": end.cached,
-        "duration_ms": round_ms(end.duration_ms),
-        "at_ms": round_ms(end.at_ms),
-    });
-    end.source.link(&mut event);
-    let kind = match &end.outcome {
-        Ok(result) => {
-            event["result"] = (*result).clone();
-            "tool.result"
-        }
-        Err((code, message)) => {
-            event["error"] = json!({"code": code, "message": message});
-            "tool.error"
-        }
-    };
-    event["type"] = Value::from(kind);
-    MidstreamEvent::new(kind, &event)
+/// A failed call's `error` member.
+#[derive(Serialize)]
+pub struct CallError<'a> {
+    /// The error code (`timeout`, `invalid_arguments`, ...).
+    pub code: &'a str,
+    /// What went wrong, for people.
+    pub message: &'a str,
 }
 
-/// Named captures as a JSON object.
-pub fn captures_object(captures: &[(String, String)]) -> Value {
-    Value::Object(
-        captures
-            .iter()
-            .map(|(name, text)| (name.clone(), Value::from(text.as_str())))
-            .collect::<Map<String, Value>>(),
-    )
+/// The wire form of a `tool.result` or `tool.error` event.
+#[derive(Serialize)]
+struct EndEvent<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    #[serde(flatten)]
+    call: CallLink<'a>,
+    cached: bool,
+    duration_ms: f64,
+    at_ms: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    result: Option<&'a Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<CallError<'a>>,
+}
+
+/// `{"type": "tool.result", ...}` or `{"type": "tool.error", ...}`.
+pub fn tool_end(end: &CallEnd<'_>) -> MidstreamEvent {
+    let (kind, result, error) = match end.outcome {
+        Ok(result) => ("tool.result", Some(result), None),
+        Err((code, message)) => ("tool.error", None, Some(CallError { code, message })),
+    };
+    let event = EndEvent {
+        kind,
+        call: CallLink::new(end.call_id, end.tool, end.arguments, end.source),
+        cached: end.cached,
+        duration_ms: round_ms(end.duration_ms),
+        at_ms: round_ms(end.at_ms),
+        result,
+        error,
+    };
+    MidstreamEvent::new(kind, &event)
 }
 
 /// Microsecond resolution is plenty for event timings and keeps the JSON short.
@@ -212,6 +284,8 @@ fn round_ms(ms: f64) -> f64 {
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
 
     fn parse(event: &MidstreamEvent) -> Value {
@@ -253,6 +327,34 @@ mod tests {
     }
 
     #[test]
+    fn captures_keep_the_rules_group_order_and_duplicates_are_flagged() {
+        let captures = [
+            ("when".to_owned(), "at 10".to_owned()),
+            ("who".to_owned(), "Ann \"A\" Lee".to_owned()),
+        ];
+        let event = intent(&IntentFacts {
+            id: "int_3",
+            rule: "meeting",
+            scope: "output",
+            action: "tool",
+            matched: Some(("meet Ann at 10", &captures)),
+            call_id: Some("call_1"),
+            duplicate: true,
+            at_ms: 5.0,
+            chars_seen: 14,
+        });
+        assert!(
+            event
+                .json()
+                .contains(r#""captures":{"when":"at 10","who":"Ann \"A\" Lee"}"#),
+            "{}",
+            event.json()
+        );
+        assert_eq!(parse(&event)["duplicate"], true);
+        assert_eq!(json_text(&Captures(&[])), "{}");
+    }
+
+    #[test]
     fn tool_events_link_to_their_source() {
         let args = json!({"city": "Paris"});
         let source = CallSource::Intent("int_1".into());
@@ -286,7 +388,7 @@ mod tests {
             tool: "weather",
             arguments: &args,
             source: &model,
-            outcome: Err(("timeout", "took too long".into())),
+            outcome: Err(("timeout", "took too long")),
             cached: false,
             duration_ms: 3000.0,
             at_ms: 3001.0,

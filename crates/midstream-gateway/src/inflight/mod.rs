@@ -34,7 +34,7 @@ mod service;
 
 pub use analysis::{Analyzer, Forward, ModelToolPolicy, StreamAnalysis};
 pub use body::InflightBody;
-pub use events::MidstreamEvent;
+pub use events::{MidstreamEvent, json_text};
 pub use future::ResponseFuture;
 pub use layer::{InflightConfig, InflightLayer};
 pub use plan::{PlanSlot, StreamPlan};

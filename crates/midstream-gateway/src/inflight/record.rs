@@ -11,6 +11,7 @@ use midstream_store::{
     Usage,
 };
 
+use super::events::json_text;
 use crate::protocol::chunk::UsageView;
 use crate::telemetry::prometheus as metric;
 
@@ -125,7 +126,10 @@ impl StreamRecord {
         let reply = (!text.is_empty()).then(|| NewMessage {
             role: "assistant".to_owned(),
             content: Some(text.clone()),
-            body: serde_json::json!({"role": "assistant", "content": text}).to_string(),
+            body: json_text(&AssistantReply {
+                role: "assistant",
+                content: &text,
+            }),
         });
         self.recorder.close(StreamClose {
             stream_id: self.stream_id.to_string(),
@@ -141,6 +145,13 @@ impl StreamRecord {
             reply_position: self.messages,
         });
     }
+}
+
+/// The model's reply as a stored message.
+#[derive(serde::Serialize)]
+struct AssistantReply<'a> {
+    role: &'static str,
+    content: &'a str,
 }
 
 impl Drop for StreamRecord {

@@ -14,7 +14,7 @@ use serde_json::Value;
 
 use crate::auth::Caller;
 use crate::error::ApiError;
-use crate::inflight::{PlanSlot, StreamPlan, StreamRecord};
+use crate::inflight::{PlanSlot, StreamPlan, StreamRecord, json_text};
 use crate::protocol::request::{ChatRequest, message_text};
 use crate::sse::authored::ChunkMeta;
 use crate::state::AppState;
@@ -167,7 +167,7 @@ fn stored_message(message: &Value) -> NewMessage {
             .unwrap_or_default()
             .to_owned(),
         content: message.get("content").and_then(message_text),
-        body: message.to_string(),
+        body: json_text(message),
     }
 }
 
