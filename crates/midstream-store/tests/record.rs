@@ -508,3 +508,35 @@ async fn connect_admin() -> sqlx::PgPool {
         .await
         .expect("admin connection")
 }
+
+/// Every stream's row is committed on its own, and each index it enters is one more page
+/// written: the status and key indexes hold only live and keyed streams, and the queries they
+/// exist for still use them.
+#[tokio::test]
+async fn sqlite_stream_indexes_stay_usable_for_their_queries() {
+    use sqlx::Connection;
+
+    let (_store, url) = sqlite("a").await;
+    let mut connection = sqlx::SqliteConnection::connect(&url).await.expect("open");
+    for (query, index) in [
+        (
+            "UPDATE streams SET status = 'interrupted' \
+             WHERE status = 'streaming' AND instance_id = 'a'",
+            "streams_live",
+        ),
+        (
+            "SELECT id FROM streams WHERE api_key_id = 'key_1' ORDER BY created_at",
+            "streams_by_key",
+        ),
+    ] {
+        let plan: Vec<(i64, i64, i64, String)> =
+            sqlx::query_as(sqlx::AssertSqlSafe(format!("EXPLAIN QUERY PLAN {query}")))
+                .fetch_all(&mut connection)
+                .await
+                .expect("plan");
+        assert!(
+            plan.iter().any(|(_, _, _, step)| step.contains(index)),
+            "{query}: {plan:?}"
+        );
+    }
+}
