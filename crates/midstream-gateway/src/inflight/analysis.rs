@@ -476,22 +476,7 @@ impl StreamAnalysis {
             Start::Started { call_id } => {
                 let at_ms = record.elapsed_ms();
                 let started = events::tool_started(&call_id, tool, &arguments, &source, at_ms);
-                record.tool_call(ToolCallRecord {
-                    stream_id: self.stream_id.to_string(),
-                    call_id: call_id.clone(),
-                    tool: tool.to_owned(),
-                    source: source.name().to_owned(),
-                    intent_id: source.intent_id().map(str::to_owned),
-                    model_call_id: source.model_call_id().map(str::to_owned),
-                    arguments: json_text(&arguments),
-                    status: "running".to_owned(),
-                    result: None,
-                    error_code: None,
-                    error_message: None,
-                    cached: None,
-                    started_ms: at_ms,
-                    duration_ms: None,
-                });
+                record.tool_call(self.running_call(&call_id, tool, &source, &arguments, at_ms));
                 self.calls.insert(
                     call_id.clone(),
                     CallInfo {
@@ -542,13 +527,6 @@ impl StreamAnalysis {
             continuation.results.push((id.clone(), content));
         }
         record.tool_call(ToolCallRecord {
-            stream_id: self.stream_id.to_string(),
-            call_id: outcome.call_id.clone(),
-            tool: outcome.tool.clone(),
-            source: info.source.name().to_owned(),
-            intent_id: info.source.intent_id().map(str::to_owned),
-            model_call_id: info.source.model_call_id().map(str::to_owned),
-            arguments: json_text(&outcome.args),
             status: if failure.is_none() {
                 "succeeded"
             } else {
@@ -559,10 +537,44 @@ impl StreamAnalysis {
             error_code: failure.as_ref().map(|(code, _)| (*code).to_owned()),
             error_message: failure.map(|(_, message)| message),
             cached: Some(outcome.cached),
-            started_ms: info.started_ms,
             duration_ms: Some(duration_ms),
+            ..self.running_call(
+                &outcome.call_id,
+                &outcome.tool,
+                &info.source,
+                &outcome.args,
+                info.started_ms,
+            )
         });
         self.events.push(event);
+    }
+
+    /// A call's record as it starts; its end is the same record with the outcome filled in
+    /// (the later state replaces the earlier one in the store).
+    fn running_call(
+        &self,
+        call_id: &str,
+        tool: &str,
+        source: &CallSource,
+        arguments: &Value,
+        started_ms: f64,
+    ) -> ToolCallRecord {
+        ToolCallRecord {
+            stream_id: self.stream_id.to_string(),
+            call_id: call_id.to_owned(),
+            tool: tool.to_owned(),
+            source: source.name().to_owned(),
+            intent_id: source.intent_id().map(str::to_owned),
+            model_call_id: source.model_call_id().map(str::to_owned),
+            arguments: json_text(arguments),
+            status: "running".to_owned(),
+            result: None,
+            error_code: None,
+            error_message: None,
+            cached: None,
+            started_ms,
+            duration_ms: None,
+        }
     }
 }
 
