@@ -179,7 +179,7 @@ struct Pending {
     rows: Vec<NewStream>,
     row_acks: Vec<oneshot::Sender<()>>,
     /// Everything else, written every flush interval (streams whose row is already written
-    /// sit here for their messages; their row insert is then a no-op).
+    /// sit here for their messages).
     batch: Batch,
     flush_acks: Vec<oneshot::Sender<()>>,
     oldest: Option<Instant>,
@@ -216,13 +216,19 @@ impl Pending {
         self.oldest.get_or_insert_with(Instant::now);
     }
 
-    /// The rows are written: acknowledge them; their messages join the batch.
-    fn rows_written(&mut self) {
+    /// The rows were written (`written`), or refused and left to the batch, which writes them
+    /// record by record: acknowledge them; their messages (and rows not written) join the batch.
+    fn rows_written(&mut self, written: bool) {
         acknowledge(std::mem::take(&mut self.row_acks));
         if !self.rows.is_empty() {
             self.oldest.get_or_insert_with(Instant::now);
         }
-        self.batch.opens.append(&mut self.rows);
+        let into = if written {
+            &mut self.batch.opened
+        } else {
+            &mut self.batch.opens
+        };
+        into.append(&mut self.rows);
     }
 
     /// Hands the batch, and the flushes it answers, to a [`Writing`]; what arrives from now on
@@ -364,7 +370,7 @@ impl Writer {
         match written {
             Ok(()) => {
                 metrics::histogram!(metric::BATCH_SECONDS).record(started.elapsed().as_secs_f64());
-                self.pending.rows_written();
+                self.pending.rows_written(true);
                 self.recovered();
                 true
             }
@@ -373,7 +379,7 @@ impl Writer {
             Err(error) if self.store.ping().await.is_ok() => {
                 tracing::warn!(%error, "stream rows rejected by a healthy database; retrying them one by one");
                 self.pending.row_acks.clear();
-                self.pending.rows_written();
+                self.pending.rows_written(false);
                 true
             }
             Err(error) => {
@@ -468,6 +474,10 @@ impl Writer {
                 opens: vec![s],
                 ..Batch::default()
             })
+            .chain(batch.opened.into_iter().map(|s| Batch {
+                opened: vec![s],
+                ..Batch::default()
+            }))
             .chain(batch.events.into_iter().map(|e| Batch {
                 events: vec![e],
                 ..Batch::default()

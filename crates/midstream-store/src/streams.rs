@@ -198,7 +198,12 @@ pub struct EventRow {
 /// of [`Table`]: rows first, so events and closes of a stream opened in the same batch find it.
 #[derive(Debug, Default)]
 pub(crate) struct Batch {
+    /// New streams whose row is still to be written (with their messages).
     pub opens: Vec<NewStream>,
+    /// New streams whose row the recorder's fast path already wrote: only their messages are
+    /// left. Kept apart so a batch does not insert those rows again: a no-op `ON CONFLICT`
+    /// insert still binds (and copies) every column and looks each row up in the index.
+    pub opened: Vec<NewStream>,
     pub events: Vec<StreamEvent>,
     pub intents: Vec<IntentRecord>,
     pub tool_calls: Vec<ToolCallRecord>,
@@ -208,6 +213,7 @@ pub(crate) struct Batch {
 impl Batch {
     pub fn len(&self) -> usize {
         self.opens.len()
+            + self.opened.len()
             + self.events.len()
             + self.intents.len()
             + self.tool_calls.len()
@@ -244,6 +250,7 @@ impl Batch {
     /// Appends `later`'s records after this batch's.
     pub fn append(&mut self, later: &mut Batch) {
         self.opens.append(&mut later.opens);
+        self.opened.append(&mut later.opened);
         self.events.append(&mut later.events);
         self.intents.append(&mut later.intents);
         self.tool_calls.append(&mut later.tool_calls);
@@ -252,7 +259,7 @@ impl Batch {
 
     /// The request messages of the new streams: (stream id, position, message).
     fn messages(&self) -> impl Iterator<Item = (&str, i32, &NewMessage)> {
-        self.opens.iter().flat_map(|s| {
+        self.opened.iter().chain(&self.opens).flat_map(|s| {
             s.messages
                 .iter()
                 .zip(0..)

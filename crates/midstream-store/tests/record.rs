@@ -451,6 +451,47 @@ async fn postgres_interrupted_streams() {
     streams_left_open_are_marked_interrupted_only_for_this_instance(url, store).await;
 }
 
+/// PostgreSQL refuses a NUL character in text, SQLite stores it: a stream row PostgreSQL
+/// refuses makes the fast path fail for every row sent with it. Those rows are then written by
+/// the batch, record by record: the others land, with their messages, and only the refused one
+/// is dropped.
+#[tokio::test]
+async fn postgres_a_refused_row_does_not_lose_the_rows_sent_with_it() {
+    let (store, _) = postgres("a").await;
+    let recorder = recorder(&store);
+    let refused = uuid::Uuid::now_v7().to_string();
+    let kept = uuid::Uuid::now_v7().to_string();
+    let refused_receipt = recorder.open(NewStream {
+        model: "nul\0model".into(),
+        ..new_stream(&refused)
+    });
+    let kept_receipt = recorder.open(new_stream(&kept));
+    assert!(
+        !refused_receipt.await,
+        "a refused row is reported as not written"
+    );
+    // Sent together, the kept row shared the refused statement (receipt false) or came after
+    // it (true): written either way.
+    let _shared_the_statement = !kept_receipt.await;
+    recorder.close(close(&kept, StreamStatus::Completed));
+    assert!(recorder.flush().await);
+    let row = store.stream(&kept).await.expect("read").expect("row");
+    assert_eq!(row.status, "completed");
+    let roles: Vec<String> = store
+        .stream_messages(&kept)
+        .await
+        .expect("messages")
+        .into_iter()
+        .map(|m| m.role)
+        .collect();
+    assert_eq!(
+        roles,
+        ["user", "assistant"],
+        "the request's message and the reply"
+    );
+    assert!(store.stream(&refused).await.expect("read").is_none());
+}
+
 /// The database goes away while records keep coming: they wait in the buffer and are all
 /// written once it is back.
 #[tokio::test]
