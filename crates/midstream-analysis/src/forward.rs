@@ -2,10 +2,11 @@
 //! stepped once per byte whatever the number of rules. Its match states say which rules have a
 //! match ending at the current position; [`crate::regex_program`] takes it from there.
 //!
-//! The lazy DFA needs a mutable cache per stream. Caches are pooled (at most
-//! [`IDLE_CACHE_LIMIT`] idle ones per scope) so that a new stream starts with the states earlier
+//! The lazy DFA needs a mutable cache per stream while it scans. Caches are pooled (at most
+//! [`IDLE_CACHE_LIMIT`] idle ones per scope) so that a stream starts with the states earlier
 //! streams already built: after warm-up, scanning ordinary text builds no new state and does not
-//! allocate.
+//! allocate. A stream holds a cache only while it scans a piece or a match is in progress (see
+//! the scanner's `ForwardCursor`), so the few caches in use stay in the CPU's caches.
 
 use std::sync::{Mutex, PoisonError};
 
@@ -25,7 +26,8 @@ pub(crate) const IDLE_CACHE_LIMIT: usize = 64;
 pub(crate) struct ForwardScan {
     dfa: DFA,
     /// Idle caches, each with the clear count at which its start states were last tagged.
-    idle: Mutex<Vec<(Cache, usize)>>,
+    /// Boxed: a stream takes and returns one per piece, and a `Cache` is a few hundred bytes.
+    idle: Mutex<Vec<(Box<Cache>, usize)>>,
 }
 
 impl ForwardScan {
@@ -54,14 +56,14 @@ impl ForwardScan {
 
     /// A cache for a new stream, warm if one is idle, with the clear count at which its start
     /// states were last tagged.
-    pub(crate) fn take_cache(&self) -> (Cache, usize) {
+    pub(crate) fn take_cache(&self) -> (Box<Cache>, usize) {
         let reused = self
             .idle
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .pop();
         reused.unwrap_or_else(|| {
-            let mut cache = self.dfa.create_cache();
+            let mut cache = Box::new(self.dfa.create_cache());
             self.tag_start_states(&mut cache);
             let tagged_at = cache.clear_count();
             (cache, tagged_at)
@@ -90,17 +92,20 @@ impl ForwardScan {
     }
 
     /// Gives a stream's cache back for reuse.
-    pub(crate) fn return_cache(&self, cache: Cache, tagged_at: usize) {
+    pub(crate) fn return_cache(&self, cache: Box<Cache>, tagged_at: usize) {
         let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
         if idle.len() < IDLE_CACHE_LIMIT {
             idle.push((cache, tagged_at));
         }
     }
 
-    /// The state at the start of the text. `None` cannot happen (unanchored starts always exist,
-    /// there are no quit bytes and the cache never gives up); callers then skip regex rules.
-    pub(crate) fn start(&self, cache: &mut Cache) -> Option<LazyStateID> {
-        self.dfa.start_state(cache, &unanchored_start(None)).ok()
+    /// The state after `look_behind` (`None`: at the start of the text) when no match is in
+    /// progress. `None` cannot happen (unanchored starts always exist, there are no quit bytes
+    /// and the cache never gives up); callers then skip regex rules.
+    pub(crate) fn start(&self, cache: &mut Cache, look_behind: Option<u8>) -> Option<LazyStateID> {
+        self.dfa
+            .start_state(cache, &unanchored_start(look_behind))
+            .ok()
     }
 
     /// The state at a position right after `look_behind`, when no match is in progress there.
@@ -136,7 +141,7 @@ impl ForwardScan {
 
     fn restart(&self, cache: &mut Cache, state: LazyStateID) -> LazyStateID {
         cache.reset(&self.dfa);
-        self.start(cache).unwrap_or(state)
+        self.start(cache, None).unwrap_or(state)
     }
 
     /// Appends the slots of every rule with a match ending at `state` (a match state).
@@ -176,7 +181,7 @@ mod tests {
         // The unanchored scan of this pattern needs 2^16 states: random text fills the cache.
         let scan = ForwardScan::build(&["a[ab]{16}c"]).unwrap();
         let (mut cache, mut tagged_at) = scan.take_cache();
-        let mut state = scan.start(&mut cache).unwrap();
+        let mut state = scan.start(&mut cache, None).unwrap();
         assert!(state.is_start());
         assert!(scan.start_after(&mut cache, b' ', state).is_start());
         for &byte in &ab_text(1 << 20) {

@@ -173,6 +173,35 @@ fn ascii_word_boundary_in_a_regex_waits_for_the_next_byte() {
 }
 
 #[test]
+fn a_piece_resumes_after_the_last_byte_of_the_piece_before() {
+    // Between pieces with no match in progress a stream keeps no scan state but its last byte
+    // (it gives its lazy-DFA cache back): the next piece must still see that byte as the
+    // look-behind of a word boundary, and a match in progress must survive the break. Several
+    // streams share the caches in turn.
+    let detector = load(
+        r#"
+        [[intent]]
+        name = "code"
+        regex = '(?-u:\b)code (?P<n>[0-9]{3})(?-u:\b)'
+        action = { tool = "lookup", args = { n = "$n" } }
+        "#,
+    );
+    let cases: [(&[&[u8]], usize); 5] = [
+        (&[b"x", b"code 123 "], 0),
+        (&[b" ", b"code 123 "], 1),
+        (&[b"", b"code 123 "], 1),
+        (&[b"see co", b"de 1", b"23", b" ok"], 1),
+        (&[b"zcode 123 ", b"code 456 ", b"x", b"code 789 "], 1),
+    ];
+    for round in 0..3 {
+        for (pieces, expected) in cases {
+            let detections = run(&detector, Scope::Output, pieces).detections();
+            assert_eq!(detections.len(), expected, "{pieces:?} (round {round})");
+        }
+    }
+}
+
+#[test]
 fn end_anchor_only_matches_at_the_end() {
     let detector = load("[[intent]]\nname = \"bye\"\nregex = 'bye$'\naction = \"emit\"\n");
     let result = run(&detector, Scope::Output, &[b"bye now, bye"]);

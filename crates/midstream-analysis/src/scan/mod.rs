@@ -86,12 +86,81 @@ struct LiteralTrack {
     pending: Option<(u64, u64)>,
 }
 
+/// A stream's place in the scope's forward scan.
+///
+/// A lazy DFA keeps its states in a cache, and a stream needs one of its own while it scans.
+/// Held for the whole stream, that is one cache per open stream (≈ 40 KB each with the default
+/// rules), and each step reads a table that no other stream touched lately: under 64 streams
+/// most of the scanner's time went to that one load missing the CPU caches (`perf`). So after a
+/// piece with no match in progress a stream gives its cache back and keeps only the last byte:
+/// its state is then the start state after that byte, the same in any cache (as a jump
+/// assumes). Its next piece takes the cache returned last, and streams scanning on a worker
+/// share a few warm caches.
 #[derive(Debug)]
-struct ForwardCursor {
-    cache: Cache,
+enum ForwardCursor {
+    /// No match in progress after `look_behind` (`None`: nothing scanned yet); no cache held.
+    Resting { look_behind: Option<u8> },
+    /// Scanning, or a match is in progress: the state lives in the stream's cache.
+    Holding(HeldCursor),
+}
+
+#[derive(Debug)]
+struct HeldCursor {
+    cache: Box<Cache>,
     /// The cache's clear count when its start states were last tagged.
     tagged_at: usize,
     state: LazyStateID,
+}
+
+impl ForwardCursor {
+    fn held(&mut self) -> Option<&mut HeldCursor> {
+        match self {
+            ForwardCursor::Holding(held) => Some(held),
+            ForwardCursor::Resting { .. } => None,
+        }
+    }
+
+    /// Before a piece: a resting stream takes a cache (warm, if one is idle) and resumes at the
+    /// start state after its last byte; a cache cleared since its start states were tagged is
+    /// tagged again. Should the scan not start (it always can), the stream keeps resting and the
+    /// piece is scanned without its regex rules.
+    fn hold(&mut self, scan: &ForwardScan) {
+        match self {
+            ForwardCursor::Holding(held) => {
+                scan.retag_after_clear(&mut held.cache, &mut held.tagged_at);
+            }
+            ForwardCursor::Resting { look_behind } => {
+                let (mut cache, mut tagged_at) = scan.take_cache();
+                scan.retag_after_clear(&mut cache, &mut tagged_at);
+                match scan.start(&mut cache, *look_behind) {
+                    Some(state) => {
+                        *self = ForwardCursor::Holding(HeldCursor {
+                            cache,
+                            tagged_at,
+                            state,
+                        });
+                    }
+                    None => scan.return_cache(cache, tagged_at),
+                }
+            }
+        }
+    }
+
+    /// After a piece that ended with `last`: gives the cache back unless a match is in progress.
+    fn rest(&mut self, scan: &ForwardScan, last: u8) {
+        if matches!(self, ForwardCursor::Holding(held) if held.state.is_start()) {
+            self.give_back(scan, Some(last));
+        }
+    }
+
+    /// Gives the cache back (if held) and rests after `look_behind`.
+    fn give_back(&mut self, scan: &ForwardScan, look_behind: Option<u8>) {
+        if let ForwardCursor::Holding(held) =
+            std::mem::replace(self, ForwardCursor::Resting { look_behind })
+        {
+            scan.return_cache(held.cache, held.tagged_at);
+        }
+    }
 }
 
 /// Everything one stream needs besides the shared [`ScopeEngine`].
@@ -120,16 +189,12 @@ pub(crate) struct ScanState {
 }
 
 impl ScanState {
-    /// A fresh stream over `engine`; takes a forward-scan cache from the engine's pool.
+    /// A fresh stream over `engine` (it takes a forward-scan cache when it first scans).
     pub(crate) fn new(engine: &ScopeEngine) -> ScanState {
-        let forward = engine.forward.as_ref().and_then(|scan| {
-            let (mut cache, tagged_at) = scan.take_cache();
-            scan.start(&mut cache).map(|state| ForwardCursor {
-                cache,
-                tagged_at,
-                state,
-            })
-        });
+        let forward = engine
+            .forward
+            .as_ref()
+            .map(|_| ForwardCursor::Resting { look_behind: None });
         let literal_count = engine.literals.as_ref().map_or(0, |set| set.rules().len());
         ScanState {
             forward,
@@ -162,8 +227,8 @@ impl ScanState {
 
     /// Gives the forward-scan cache back to the engine's pool.
     pub(crate) fn recycle(&mut self, engine: &ScopeEngine) {
-        if let (Some(scan), Some(cursor)) = (&engine.forward, self.forward.take()) {
-            scan.return_cache(cursor.cache, cursor.tagged_at);
+        if let (Some(scan), Some(cursor)) = (&engine.forward, &mut self.forward) {
+            cursor.give_back(scan, None);
         }
     }
 
@@ -215,6 +280,11 @@ impl ScanState {
                 self.release(rules, frontier, out);
             }
         }
+        if let (Some(scan), Some(cursor), Some(&last)) =
+            (&engine.forward, &mut self.forward, bytes.last())
+        {
+            cursor.rest(scan, last);
+        }
     }
 
     /// Ends the stream: settles everything pending and releases the rest.
@@ -228,7 +298,12 @@ impl ScanState {
         while let Some(slot) = self.pending_regex.pop() {
             self.settle_extension(engine, rules, slot, Settle::End, out);
         }
-        if let (Some(scan), Some(cursor)) = (&engine.forward, &mut self.forward) {
+        if let (Some(scan), Some(cursor)) = (&engine.forward, &mut self.forward)
+            && let Some(cursor) = {
+                cursor.hold(scan);
+                cursor.held()
+            }
+        {
             cursor.state = scan.next_eoi(&mut cursor.cache, cursor.state);
             if cursor.state.is_match() {
                 self.scratch_slots.clear();
@@ -262,7 +337,7 @@ impl ScanState {
         out: &mut ScanOutput,
     ) -> bool {
         if let (Some(scan), Some(cursor)) = (&engine.forward, &mut self.forward) {
-            scan.retag_after_clear(&mut cursor.cache, &mut cursor.tagged_at);
+            cursor.hold(scan);
         }
         let base = self.fed;
         let mut from = 0;
@@ -307,7 +382,10 @@ impl ScanState {
             ..
         } = self;
         let every_byte = !pending_regex.is_empty() || !pending_literal.is_empty();
-        let mut forward = engine.forward.as_ref().zip(forward.as_mut());
+        let mut forward = engine
+            .forward
+            .as_ref()
+            .zip(forward.as_mut().and_then(ForwardCursor::held));
         // The common case, both automata present: their states stay in registers (the loop is
         // bound by the latency of the two dependent table lookups per byte).
         if let (Some((scan, cursor)), Some(set)) = (&mut forward, &engine.literals) {
@@ -366,7 +444,7 @@ impl ScanState {
             if quiet {
                 let forward = forward
                     .as_mut()
-                    .map(|(scan, cursor)| (*scan, &mut cursor.cache, &mut cursor.state));
+                    .map(|(scan, cursor)| (*scan, &mut *cursor.cache, &mut cursor.state));
                 index = jump(engine, forward, piece, index);
             }
             let byte = piece[index];
