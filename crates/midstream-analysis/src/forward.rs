@@ -8,7 +8,8 @@
 //! allocate. A stream holds a cache only while it scans a piece or a match is in progress (see
 //! the scanner's `ForwardCursor`), so the few caches in use stay in the CPU's caches.
 
-use std::sync::{Mutex, PoisonError};
+use std::cell::RefCell;
+use std::sync::{Arc, Mutex, PoisonError, Weak};
 
 use regex_automata::hybrid::LazyStateID;
 use regex_automata::hybrid::dfa::{Cache, DFA};
@@ -21,13 +22,54 @@ use crate::error::one_line;
 /// How many idle caches a scope keeps for reuse.
 pub(crate) const IDLE_CACHE_LIMIT: usize = 64;
 
+/// How many idle caches a thread keeps, whatever their scan.
+const THREAD_CACHE_LIMIT: usize = 8;
+
+thread_local! {
+    /// Caches given back on this thread, the most recent last. A stream takes a cache for a piece
+    /// and gives it back at the end of that piece, on the same thread: a worker scanning piece
+    /// after piece reuses one warm cache and never touches the shared pool's lock (two locks per
+    /// piece were most of what giving caches back cost). Beyond the limit the oldest goes to its
+    /// scan's shared pool, or is dropped if that scan is gone.
+    static THREAD_CACHES: RefCell<Vec<IdleCache>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Idle caches shared by every thread.
+type SharedPool = Mutex<Vec<IdleCache>>;
+
+/// An idle cache: boxed (it moves at every piece, and a `Cache` is a few hundred bytes), with
+/// the clear count at which its start states were last tagged and the shared pool of its scan
+/// (which also tells whose it is: the pool's memory, held by this `Weak`, is never reused).
+#[derive(Debug)]
+struct IdleCache {
+    home: Weak<SharedPool>,
+    cache: Box<Cache>,
+    tagged_at: usize,
+}
+
+impl IdleCache {
+    fn belongs_to(&self, pool: &Arc<SharedPool>) -> bool {
+        std::ptr::eq(self.home.as_ptr(), Arc::as_ptr(pool))
+    }
+
+    /// Back to its scan's shared pool (bounded), or dropped if the scan is gone.
+    fn share(self) {
+        if let Some(pool) = self.home.upgrade() {
+            let mut shared = pool.lock().unwrap_or_else(PoisonError::into_inner);
+            if shared.len() < IDLE_CACHE_LIMIT {
+                shared.push(self);
+            }
+        }
+    }
+}
+
 /// The compiled scan and its cache pool.
 #[derive(Debug)]
 pub(crate) struct ForwardScan {
     dfa: DFA,
-    /// Idle caches, each with the clear count at which its start states were last tagged.
-    /// Boxed: a stream takes and returns one per piece, and a `Cache` is a few hundred bytes.
-    idle: Mutex<Vec<(Box<Cache>, usize)>>,
+    /// Caches shared by every thread: what threads keep beyond their own few, for threads that
+    /// have none of this scan's yet.
+    idle: Arc<SharedPool>,
 }
 
 impl ForwardScan {
@@ -50,24 +92,35 @@ impl ForwardScan {
             .map_err(|error| one_line(&error))?;
         Ok(ForwardScan {
             dfa,
-            idle: Mutex::new(Vec::new()),
+            idle: Arc::new(Mutex::new(Vec::new())),
         })
     }
 
     /// A cache for a new stream, warm if one is idle, with the clear count at which its start
     /// states were last tagged.
     pub(crate) fn take_cache(&self) -> (Box<Cache>, usize) {
-        let reused = self
-            .idle
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .pop();
-        reused.unwrap_or_else(|| {
-            let mut cache = Box::new(self.dfa.create_cache());
-            self.tag_start_states(&mut cache);
-            let tagged_at = cache.clear_count();
-            (cache, tagged_at)
+        let own = with_thread_caches(|caches| {
+            let at = caches
+                .iter()
+                .rposition(|idle| idle.belongs_to(&self.idle))?;
+            Some(caches.remove(at))
         })
+        .flatten();
+        let reused = own.or_else(|| {
+            self.idle
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .pop()
+        });
+        match reused {
+            Some(idle) => (idle.cache, idle.tagged_at),
+            None => {
+                let mut cache = Box::new(self.dfa.create_cache());
+                self.tag_start_states(&mut cache);
+                let tagged_at = cache.clear_count();
+                (cache, tagged_at)
+            }
+        }
     }
 
     /// Tags the start states again if the cache was cleared since `tagged_at` (see
@@ -91,11 +144,22 @@ impl ForwardScan {
         }
     }
 
-    /// Gives a stream's cache back for reuse.
+    /// Gives a stream's cache back for reuse: to this thread's caches, whose oldest moves to
+    /// its scan's shared pool when there are too many.
     pub(crate) fn return_cache(&self, cache: Box<Cache>, tagged_at: usize) {
-        let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
-        if idle.len() < IDLE_CACHE_LIMIT {
-            idle.push((cache, tagged_at));
+        let mut returned = Some(IdleCache {
+            home: Arc::downgrade(&self.idle),
+            cache,
+            tagged_at,
+        });
+        let pushed_out = with_thread_caches(|caches| {
+            caches.extend(returned.take());
+            (caches.len() > THREAD_CACHE_LIMIT).then(|| caches.remove(0))
+        })
+        .flatten();
+        // `returned` is still here if the thread's caches are gone (it is being torn down).
+        if let Some(idle) = returned.or(pushed_out) {
+            idle.share();
         }
     }
 
@@ -152,6 +216,19 @@ impl ForwardScan {
     }
 }
 
+/// Runs `f` on this thread's idle caches; `None` while the thread is being torn down.
+fn with_thread_caches<T>(f: impl FnOnce(&mut Vec<IdleCache>) -> T) -> Option<T> {
+    THREAD_CACHES
+        .try_with(|caches| {
+            caches
+                .try_borrow_mut()
+                .ok()
+                .map(|mut caches| f(&mut caches))
+        })
+        .ok()
+        .flatten()
+}
+
 /// The scan's start configuration after `look_behind` (`None`: the start of the text).
 fn unanchored_start(look_behind: Option<u8>) -> start::Config {
     start::Config::new()
@@ -174,6 +251,61 @@ mod tests {
                 if seed & 1 == 0 { b'a' } else { b'b' }
             })
             .collect()
+    }
+
+    /// Where a cache lives, to tell caches apart (compared, never dereferenced).
+    fn address(cache: &Cache) -> *const Cache {
+        cache
+    }
+
+    #[test]
+    fn a_thread_gets_back_its_own_cache_of_the_same_scan_only() {
+        let first = ForwardScan::build(&["abc"]).unwrap();
+        let second = ForwardScan::build(&["abc"]).unwrap();
+        let (cache, tagged_at) = first.take_cache();
+        let kept = address(&cache);
+        first.return_cache(cache, tagged_at);
+        let (other, other_tagged_at) = second.take_cache();
+        assert_ne!(address(&other), kept, "another scan never gets it");
+        second.return_cache(other, other_tagged_at);
+        let (again, _) = first.take_cache();
+        assert_eq!(
+            address(&again),
+            kept,
+            "the same scan on the same thread does"
+        );
+        // On another thread it comes from the shared pool (empty here): a new cache.
+        let elsewhere = std::thread::scope(|scope| {
+            scope
+                .spawn(|| address(&first.take_cache().0) as usize)
+                .join()
+                .unwrap()
+        });
+        assert_ne!(elsewhere, kept as usize);
+    }
+
+    #[test]
+    fn a_thread_keeps_a_few_caches_and_shares_the_rest() {
+        let scan = ForwardScan::build(&["abc"]).unwrap();
+        let caches: Vec<_> = (0..THREAD_CACHE_LIMIT + 2)
+            .map(|_| scan.take_cache())
+            .collect();
+        for (cache, tagged_at) in caches {
+            scan.return_cache(cache, tagged_at);
+        }
+        let shared = scan.idle.lock().unwrap().len();
+        assert_eq!(shared, 2, "the oldest two moved to the shared pool");
+        // Another scan's caches push this one's out to its pool, not away.
+        let other = ForwardScan::build(&["xyz"]).unwrap();
+        let others: Vec<_> = (0..THREAD_CACHE_LIMIT)
+            .map(|_| other.take_cache())
+            .collect();
+        for (cache, tagged_at) in others {
+            other.return_cache(cache, tagged_at);
+        }
+        assert_eq!(scan.idle.lock().unwrap().len(), 2 + THREAD_CACHE_LIMIT);
+        let kept = with_thread_caches(|caches| caches.len()).unwrap();
+        assert_eq!(kept, THREAD_CACHE_LIMIT);
     }
 
     #[test]

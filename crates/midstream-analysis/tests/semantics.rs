@@ -17,6 +17,14 @@ regex = '(?i:weather) (?:in|for|at) (?P<city>\p{Lu}\p{Ll}+(?: \p{Lu}\p{Ll}+)*)'
 action = { tool = "weather", args = { city = "$city", query = "weather for ${city}" } }
 "#;
 
+/// A regex between ASCII word boundaries.
+const CODE: &str = r#"
+[[intent]]
+name = "code"
+regex = '(?-u:\b)code (?P<n>[0-9]{3})(?-u:\b)'
+action = { tool = "lookup", args = { n = "$n" } }
+"#;
+
 fn load(text: &str) -> Arc<Detector> {
     Arc::new(Detector::from_toml(text).expect("test rules compile"))
 }
@@ -150,14 +158,7 @@ fn literal_fires_on_its_last_byte_and_whole_word_on_the_next_character() {
 
 #[test]
 fn ascii_word_boundary_in_a_regex_waits_for_the_next_byte() {
-    let detector = load(
-        r#"
-        [[intent]]
-        name = "code"
-        regex = '(?-u:\b)code (?P<n>[0-9]{3})(?-u:\b)'
-        action = { tool = "lookup", args = { n = "$n" } }
-        "#,
-    );
+    let detector = load(CODE);
     let text = "see code 123, and code 4567";
     assert_eq!(
         deciding_byte(&detector, text),
@@ -178,14 +179,7 @@ fn a_piece_resumes_after_the_last_byte_of_the_piece_before() {
     // (it gives its lazy-DFA cache back): the next piece must still see that byte as the
     // look-behind of a word boundary, and a match in progress must survive the break. Several
     // streams share the caches in turn.
-    let detector = load(
-        r#"
-        [[intent]]
-        name = "code"
-        regex = '(?-u:\b)code (?P<n>[0-9]{3})(?-u:\b)'
-        action = { tool = "lookup", args = { n = "$n" } }
-        "#,
-    );
+    let detector = load(CODE);
     let cases: [(&[&[u8]], usize); 5] = [
         (&[b"x", b"code 123 "], 0),
         (&[b" ", b"code 123 "], 1),
