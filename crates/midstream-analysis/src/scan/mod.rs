@@ -94,8 +94,8 @@ struct LiteralTrack {
 /// most of the scanner's time went to that one load missing the CPU caches (`perf`). So after a
 /// piece with no match in progress a stream gives its cache back and keeps only the last byte:
 /// its state is then the start state after that byte, the same in any cache (as a jump
-/// assumes). Its next piece takes the cache returned last, and streams scanning on a worker
-/// share a few warm caches.
+/// assumes). Its next piece takes the cache given back last on its thread, and the streams
+/// scanning on a worker share a few warm caches.
 #[derive(Debug)]
 enum ForwardCursor {
     /// No match in progress after `look_behind` (`None`: nothing scanned yet); no cache held.
