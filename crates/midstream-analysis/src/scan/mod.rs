@@ -123,8 +123,8 @@ impl ForwardCursor {
     /// Before a piece: a resting stream takes a cache (warm, if one is idle) and resumes at the
     /// start state after its last byte; a cache cleared since its start states were tagged is
     /// tagged again. Should the scan not start (it always can), the stream keeps resting and the
-    /// piece is scanned without its regex rules.
-    fn hold(&mut self, scan: &ForwardScan) {
+    /// piece is scanned without its regex rules (`None`).
+    fn hold(&mut self, scan: &ForwardScan) -> Option<&mut HeldCursor> {
         match self {
             ForwardCursor::Holding(held) => {
                 scan.retag_after_clear(&mut held.cache, &mut held.tagged_at);
@@ -144,6 +144,7 @@ impl ForwardCursor {
                 }
             }
         }
+        self.held()
     }
 
     /// After a piece that ended with `last`: gives the cache back unless a match is in progress.
@@ -299,10 +300,7 @@ impl ScanState {
             self.settle_extension(engine, rules, slot, Settle::End, out);
         }
         if let (Some(scan), Some(cursor)) = (&engine.forward, &mut self.forward)
-            && let Some(cursor) = {
-                cursor.hold(scan);
-                cursor.held()
-            }
+            && let Some(cursor) = cursor.hold(scan)
         {
             cursor.state = scan.next_eoi(&mut cursor.cache, cursor.state);
             if cursor.state.is_match() {
