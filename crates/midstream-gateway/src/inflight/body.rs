@@ -9,9 +9,10 @@
 //! that writes to the client's. Frames that are ready together leave in one write.
 //!
 //! Per upstream read: [`FrameSplitter::push`] finds frame ends with `memchr` and hands out
-//! zero-copy slices; per frame, [`ChunkView::parse`] reads choice 0's content, finish reason
+//! zero-copy slices; per frame, [`ChunkReader::read`] reads choice 0's content, finish reason
 //! and usage in one strict pass over the payload, borrowing what it keeps (no allocation unless
-//! a string has escapes; serde reads the rare payload that pass declines); the content goes
+//! a string has escapes; serde reads the rare payload that pass declines), and starts that pass
+//! after the bytes the stream's chunks repeat (`id` to `system_fingerprint`); the content goes
 //! to the record's text buffer (amortised growth) and to the analysis; the frame's original
 //! `Bytes` is queued unchanged. No chunk is re-serialised, no lock is taken, nothing awaits
 //! a tool or the database: tool results arrive through [`StreamAnalysis::poll_events`] and
@@ -37,7 +38,7 @@ use super::layer::InflightConfig;
 use super::plan::StreamPlan;
 use super::record::StreamRecord;
 use crate::error::ErrorBody;
-use crate::protocol::chunk::ChunkView;
+use crate::protocol::chunk::ChunkReader;
 use crate::sse::authored::{self, ChunkMeta};
 use crate::sse::frames::{FrameKind, FrameSplitter, frame_data};
 use crate::telemetry::prometheus as metric;
@@ -64,6 +65,8 @@ enum Phase {
 pub struct InflightBody {
     upstream: Body,
     splitter: FrameSplitter,
+    /// Reads the chunks, remembering how the last one started.
+    chunks: ChunkReader,
     /// Frames completed by the last read (reused: no allocation per read).
     frames: Vec<Bytes>,
     /// Bytes ready to send, in order.
@@ -113,6 +116,7 @@ impl InflightBody {
         InflightBody {
             upstream,
             splitter: FrameSplitter::new(config.max_frame_bytes),
+            chunks: ChunkReader::default(),
             frames: Vec::new(),
             out: VecDeque::new(),
             phase: Phase::AwaitingRow {
@@ -176,7 +180,7 @@ impl InflightBody {
 
     /// One `data:` frame. Forwarded as received unless the analysis must rewrite its content.
     fn on_chunk(&mut self, frame: &Bytes, payload: std::ops::Range<usize>) {
-        let Some(chunk) = ChunkView::parse(&frame[payload.clone()]) else {
+        let Some(chunk) = self.chunks.read(&frame[payload.clone()]) else {
             self.out.push_back(frame.clone());
             return;
         };

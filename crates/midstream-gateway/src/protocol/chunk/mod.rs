@@ -107,7 +107,7 @@ impl<'a> ChunkView<'a> {
     /// Parses a data payload; `None` for anything that is not a JSON object of this shape
     /// (such a frame is forwarded untouched and simply not analysed).
     pub fn parse(payload: &'a [u8]) -> Option<ChunkView<'a>> {
-        fast::read(payload).or_else(|| serde_json::from_slice(payload).ok())
+        read(payload, None)
     }
 
     /// The delta (or message) of choice 0.
@@ -120,6 +120,26 @@ impl<'a> ChunkView<'a> {
     pub fn finish_reason(&self) -> Option<&str> {
         self.choices.as_ref()?.finish_reason.as_deref()
     }
+}
+
+/// Reads the chunks of one stream, as [`ChunkView::parse`] does, but remembering how the last
+/// chunk started: the next one that starts with the same bytes is read from there (see
+/// [`fast`]). Per stream; the memory is the start of one chunk.
+#[derive(Debug, Default)]
+pub struct ChunkReader {
+    memo: fast::Memo,
+}
+
+impl ChunkReader {
+    /// Parses a data payload of this reader's stream, exactly as [`ChunkView::parse`] would.
+    pub fn read<'a>(&mut self, payload: &'a [u8]) -> Option<ChunkView<'a>> {
+        read(payload, Some(&mut self.memo))
+    }
+}
+
+/// The fast reader, or serde where it declines.
+fn read<'a>(payload: &'a [u8], memo: Option<&mut fast::Memo>) -> Option<ChunkView<'a>> {
+    fast::read(payload, memo).or_else(|| serde_json::from_slice(payload).ok())
 }
 
 impl MessageView<'_> {
