@@ -25,13 +25,13 @@ use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 use std::time::{Duration, Instant};
 
+use super::watch::{ShutdownWatch, Tick};
 use axum::body::Body;
 use bytes::Bytes;
 use futures_util::future::BoxFuture;
 use http_body::{Body as HttpBody, Frame, SizeHint};
 use midstream_store::{OpenReceipt, StreamStatus};
 use tokio::time::Sleep;
-use tokio_util::sync::WaitForCancellationFutureOwned;
 
 use super::analysis::{Forward, StreamAnalysis};
 use super::layer::InflightConfig;
@@ -86,14 +86,14 @@ pub struct InflightBody {
     stop_sent: bool,
     upstream_error: Option<String>,
     timers: Timers,
-    shutdown: Pin<Box<WaitForCancellationFutureOwned>>,
+    shutdown: ShutdownWatch,
     _permit: tokio::sync::OwnedSemaphorePermit,
 }
 
 /// Keep-alive comments and the upstream idle limit, from one timer that is re-armed only
 /// when it fires (never per chunk).
 struct Timers {
-    tick: Pin<Box<Sleep>>,
+    tick: Tick,
     keepalive: Duration,
     idle_limit: Duration,
     last_upstream: Instant,
@@ -134,18 +134,13 @@ impl InflightBody {
             stop_sent: false,
             upstream_error: None,
             timers: Timers {
-                tick: Box::pin(tokio::time::sleep(
-                    config.keepalive.min(config.upstream_idle),
-                )),
+                tick: Tick::new(now + config.keepalive.min(config.upstream_idle)),
                 keepalive: config.keepalive,
                 idle_limit: config.upstream_idle,
                 last_upstream: now,
                 last_sent: now,
             },
-            // A child token of the stream's own: the shutdown future is polled once per frame,
-            // and each poll locks its token's node and its `Notify`; on the shared token those
-            // locks would be contended by every stream on every core.
-            shutdown: Box::pin(config.shutdown.child_token().cancelled_owned()),
+            shutdown: ShutdownWatch::new(&config.shutdown),
             _permit: permit,
         }
     }
@@ -349,7 +344,7 @@ impl InflightBody {
 
     /// Keep-alives and the idle limit; called only when nothing else is ready.
     fn poll_timers(&mut self, cx: &mut Context<'_>) -> Poll<()> {
-        if self.shutdown.as_mut().poll(cx).is_ready() {
+        if self.shutdown.shutting_down(cx) {
             self.out.push_back(authored::error_frame(&ErrorBody {
                 message: "the gateway is shutting down".to_owned(),
                 kind: "server_error",
@@ -365,7 +360,7 @@ impl InflightBody {
             self.phase = Phase::Done;
             return Poll::Ready(());
         }
-        if self.timers.tick.as_mut().poll(cx).is_pending() {
+        if self.timers.tick.poll(cx).is_pending() {
             return Poll::Pending;
         }
         let now = Instant::now();
@@ -392,10 +387,10 @@ impl InflightBody {
             ping_due
         };
         let next = if streaming { next.min(idle_due) } else { next };
-        self.timers.tick.as_mut().reset(next.into());
+        self.timers.tick.reset(next);
         if self.out.is_empty() {
             // Register the re-armed timer's waker before sleeping.
-            return match self.timers.tick.as_mut().poll(cx) {
+            return match self.timers.tick.poll(cx) {
                 Poll::Ready(()) => Poll::Ready(()),
                 Poll::Pending => Poll::Pending,
             };

@@ -20,6 +20,7 @@
 //! | `model_calls.rs` | `tool_calls` the model streams, assembled |
 //! | `record.rs` | [`StreamRecord`], the stream's record, closed exactly once |
 //! | `plan.rs` | [`StreamPlan`] and [`PlanSlot`], handler → layer |
+//! | `watch.rs` | the shutdown and the timer a stream body watches, polled cheaply |
 
 mod analysis;
 mod body;
@@ -31,6 +32,7 @@ mod model_calls;
 mod plan;
 mod record;
 mod service;
+mod watch;
 
 pub use analysis::{Analyzer, Forward, ModelToolPolicy, StreamAnalysis};
 pub use body::InflightBody;
