@@ -22,7 +22,7 @@ use axum::Router;
 use axum::body::Body;
 use axum::response::{IntoResponse, Response};
 use bytes::{Bytes, BytesMut};
-use futures_util::FutureExt;
+use futures_util::task::noop_waker_ref;
 use http::{Method, Request, Version};
 use http_body::Body as _;
 use http_body_util::BodyExt;
@@ -321,7 +321,7 @@ impl Connection {
                     None => return Ok(false),
                 }
             } else if out.len() < MAX_BATCH {
-                body.frame().now_or_never()
+                frame_now(&mut body)
             } else {
                 None
             };
@@ -396,6 +396,18 @@ impl Connection {
         };
         let _ = tokio::time::timeout(LINGER_TIME, drain).await;
         Ok(())
+    }
+}
+
+/// The body's next frame, if it is ready now (`None` if not). The probe polls with
+/// [`noop_waker_ref`], which a body may recognise: it cannot be woken, and the connection polls
+/// with its task's waker before it waits, so a body need not register anything for it (the
+/// stream body's watches do not, `inflight::watch`).
+fn frame_now(body: &mut Body) -> Option<Option<Result<http_body::Frame<Bytes>, axum::Error>>> {
+    let mut probe = Context::from_waker(noop_waker_ref());
+    match Pin::new(body).poll_frame(&mut probe) {
+        Poll::Ready(frame) => Some(frame),
+        Poll::Pending => None,
     }
 }
 

@@ -7,11 +7,17 @@
 //! callgrind). Both already hold a waker of the task after one poll and wake it when they fire.
 //! So each is polled again only when it may have fired (a cheap flag says so) or when the task
 //! polling it holds another waker, which the future must learn.
+//!
+//! The client connection probes the body for a frame that is ready now, to join it to the
+//! write in hand, with the waker [`noop_waker_ref`] (`h1::connection`), and polls it with its
+//! task's waker before it waits. A probe cannot be woken, so it is answered from the flags and
+//! never replaces the waker a future holds (which would cost a poll to put back).
 
 use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
 use std::time::Instant;
 
+use futures_util::task::noop_waker_ref;
 use tokio::time::Sleep;
 use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 
@@ -20,10 +26,12 @@ use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 struct LastWaker(Option<Waker>);
 
 impl LastWaker {
+    /// Whether a poll with `cx` may be skipped: the future holds its waker already, or `cx`
+    /// is a probe's (see the module docs).
     fn is(&self, cx: &Context<'_>) -> bool {
-        self.0
-            .as_ref()
-            .is_some_and(|waker| waker.will_wake(cx.waker()))
+        let waker = cx.waker();
+        waker.will_wake(noop_waker_ref())
+            || self.0.as_ref().is_some_and(|held| held.will_wake(waker))
     }
 
     fn set(&mut self, cx: &Context<'_>) {
@@ -52,7 +60,8 @@ impl ShutdownWatch {
         }
     }
 
-    /// Whether the gateway is shutting down; if not, the task of `cx` is woken when it starts.
+    /// Whether the gateway is shutting down; if not, the task of `cx` is woken when it starts
+    /// (unless `cx` is a probe's).
     pub(super) fn shutting_down(&mut self, cx: &mut Context<'_>) -> bool {
         if self.registered.is(cx) {
             return self.token.is_cancelled();
@@ -78,7 +87,8 @@ impl Tick {
         }
     }
 
-    /// Ready once the deadline has passed; until then the task of `cx` is woken when it does.
+    /// Ready once the deadline has passed; until then the task of `cx` is woken when it does
+    /// (unless `cx` is a probe's).
     pub(super) fn poll(&mut self, cx: &mut Context<'_>) -> Poll<()> {
         if self.registered.is(cx) && !self.sleep.is_elapsed() {
             return Poll::Pending;
@@ -118,6 +128,32 @@ mod tests {
     fn waker() -> (Arc<Wakes>, Waker) {
         let wakes = Arc::new(Wakes::default());
         (wakes.clone(), Waker::from(wakes))
+    }
+
+    #[tokio::test]
+    async fn a_probe_neither_polls_nor_replaces_the_held_waker() {
+        let gateway = CancellationToken::new();
+        let mut watch = ShutdownWatch::new(&gateway);
+        let mut tick = Tick::new(Instant::now() + Duration::from_millis(20));
+        let (wakes, waker) = waker();
+        let mut task = Context::from_waker(&waker);
+        let mut probe = Context::from_waker(noop_waker_ref());
+        assert!(!watch.shutting_down(&mut probe));
+        assert!(tick.poll(&mut probe).is_pending());
+        assert!(!watch.shutting_down(&mut task));
+        assert!(tick.poll(&mut task).is_pending());
+        assert!(!watch.shutting_down(&mut probe));
+        assert!(tick.poll(&mut probe).is_pending());
+        tokio::time::sleep(Duration::from_millis(40)).await;
+        assert_eq!(wakes.0.load(Ordering::SeqCst), 1, "the tick woke the task");
+        assert!(tick.poll(&mut probe).is_ready());
+        gateway.cancel();
+        assert_eq!(
+            wakes.0.load(Ordering::SeqCst),
+            2,
+            "the shutdown woke the task"
+        );
+        assert!(watch.shutting_down(&mut probe));
     }
 
     #[tokio::test]
