@@ -137,6 +137,8 @@ impl BodyDecoder {
                     };
                     return Ok(Decoded::Data(buf.split_to(take).freeze()));
                 }
+                // The usual poll between two chunks: nothing has arrived yet.
+                State::ChunkSize if buf.is_empty() => return Ok(Decoded::Incomplete),
                 State::ChunkSize => {
                     let Some(line) = front_line(buf, MAX_CHUNK_LINE, "chunk size line")? else {
                         return Ok(Decoded::Incomplete);
@@ -246,8 +248,10 @@ fn chunk_size(line: &[u8]) -> io::Result<u64> {
             String::from_utf8_lossy(&line[..line.len().min(40)])
         )));
     }
-    let hex = std::str::from_utf8(&line[..digits]).map_err(|_| invalid("invalid chunk size"))?;
-    u64::from_str_radix(hex, 16).map_err(|_| invalid("invalid chunk size"))
+    // At most 16 hex digits: the size fits in a u64.
+    Ok(line[..digits].iter().fold(0, |size, &digit| {
+        size << 4 | u64::from(char::from(digit).to_digit(16).unwrap_or(0))
+    }))
 }
 
 pub(crate) fn invalid(message: &str) -> io::Error {
