@@ -1,6 +1,7 @@
 //! The gateway's per-chunk work on a real recorded OpenAI stream: split the read into frames,
-//! find the data field, read the chunk (content, finish reason, usage), and feed the content to
-//! the scanner — everything the inflight body does per upstream chunk except the socket I/O.
+//! find the data field, read the chunk (content, finish reason, usage) with the stream's
+//! `ChunkReader`, and feed the content to the scanner — everything the inflight body does per
+//! upstream chunk except the socket I/O.
 //!
 //! Full run:  cargo bench -p midstream-gateway --bench hot_path
 //! CI smoke:  cargo bench -p midstream-gateway --bench hot_path -- --test
@@ -11,7 +12,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use midstream_analysis::{Detector, ScanOutput, Scanner, Scope};
-use midstream_gateway::protocol::chunk::ChunkView;
+use midstream_gateway::protocol::chunk::ChunkReader;
 use midstream_gateway::sse::frames::{FrameKind, FrameSplitter, frame_data};
 
 /// The recorded stream, cut into the reads a socket would deliver: one frame each.
@@ -31,6 +32,7 @@ fn reads() -> Vec<Bytes> {
 /// Per chunk: split, data field, chunk view, content; optionally the scanner.
 fn chunk_path(reads: &[Bytes], scanner: Option<&mut Scanner>, out: &mut ScanOutput) -> usize {
     let mut splitter = FrameSplitter::new(1 << 20);
+    let mut chunks = ChunkReader::default();
     let mut frames = Vec::with_capacity(4);
     let mut scanner = scanner;
     let mut content_bytes = 0;
@@ -42,7 +44,7 @@ fn chunk_path(reads: &[Bytes], scanner: Option<&mut Scanner>, out: &mut ScanOutp
             let FrameKind::Data(payload) = frame_data(&frame) else {
                 continue;
             };
-            let Some(chunk) = ChunkView::parse(payload) else {
+            let Some(chunk) = chunks.read(payload) else {
                 continue;
             };
             black_box(chunk.finish_reason());
