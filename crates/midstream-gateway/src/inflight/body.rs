@@ -408,9 +408,12 @@ impl HttpBody for InflightBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
         let this = &mut *self;
+        // When this poll read the upstream, the frame it sends leaves at the time of that read
+        // (microseconds apart): one clock read per frame, not two.
+        let mut read_at = None;
         loop {
             if let Some(bytes) = this.out.pop_front() {
-                this.timers.last_sent = Instant::now();
+                this.timers.last_sent = read_at.unwrap_or_else(Instant::now);
                 return Poll::Ready(Some(Ok(Frame::data(bytes))));
             }
             match &mut this.phase {
@@ -434,6 +437,7 @@ impl HttpBody for InflightBody {
                         Poll::Ready(Some(Ok(frame))) => {
                             if let Ok(data) = frame.into_data() {
                                 this.on_upstream_bytes(data);
+                                read_at = Some(this.timers.last_upstream);
                             }
                         }
                         Poll::Ready(Some(Err(error))) => {
