@@ -28,14 +28,15 @@ struct LastWaker(Option<Waker>);
 impl LastWaker {
     /// Whether a poll with `cx` may be skipped: the future holds its waker already, or `cx`
     /// is a probe's (see the module docs).
-    fn is(&self, cx: &Context<'_>) -> bool {
+    fn may_skip_poll(&self, cx: &Context<'_>) -> bool {
         let waker = cx.waker();
         waker.will_wake(noop_waker_ref())
             || self.0.as_ref().is_some_and(|held| held.will_wake(waker))
     }
 
+    /// Remembers the waker of `cx` as the one the future now holds (a probe's is never held).
     fn set(&mut self, cx: &Context<'_>) {
-        if !self.is(cx) {
+        if !self.may_skip_poll(cx) {
             self.0 = Some(cx.waker().clone());
         }
     }
@@ -63,7 +64,7 @@ impl ShutdownWatch {
     /// Whether the gateway is shutting down; if not, the task of `cx` is woken when it starts
     /// (unless `cx` is a probe's).
     pub(super) fn shutting_down(&mut self, cx: &mut Context<'_>) -> bool {
-        if self.registered.is(cx) {
+        if self.registered.may_skip_poll(cx) {
             return self.token.is_cancelled();
         }
         let ready = self.cancelled.as_mut().poll(cx).is_ready();
@@ -90,7 +91,7 @@ impl Tick {
     /// Ready once the deadline has passed; until then the task of `cx` is woken when it does
     /// (unless `cx` is a probe's).
     pub(super) fn poll(&mut self, cx: &mut Context<'_>) -> Poll<()> {
-        if self.registered.is(cx) && !self.sleep.is_elapsed() {
+        if self.registered.may_skip_poll(cx) && !self.sleep.is_elapsed() {
             return Poll::Pending;
         }
         let poll = self.sleep.as_mut().poll(cx);
