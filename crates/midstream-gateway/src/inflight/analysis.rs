@@ -15,6 +15,7 @@ use futures_util::future::BoxFuture;
 use midstream_analysis::{Action, Detection, Detector, ScanOutput, Scanner, Scope};
 use midstream_store::{IntentRecord, ToolCallRecord};
 use midstream_tools::{Dispatcher, Start, StreamTools, ToolOutcome};
+use serde_json::value::RawValue;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
@@ -102,6 +103,8 @@ struct Continuation {
 struct CallInfo {
     source: CallSource,
     started_ms: f64,
+    /// The call's arguments as JSON, serialised once for its events and records.
+    arguments: Box<RawValue>,
 }
 
 /// What to send for an upstream frame.
@@ -471,17 +474,25 @@ impl StreamAnalysis {
                 .dispatcher
                 .stream(Some(stream_id.to_string()), analyzer.shutdown.child_token())
         });
-        match tools.start(tool, arguments.clone()) {
+        let arguments_json = events::raw_json(&arguments);
+        match tools.start(tool, arguments) {
             Start::Duplicate { call_id } => (call_id, true, None),
             Start::Started { call_id } => {
                 let at_ms = record.elapsed_ms();
-                let started = events::tool_started(&call_id, tool, &arguments, &source, at_ms);
-                record.tool_call(self.running_call(&call_id, tool, &source, &arguments, at_ms));
+                let started = events::tool_started(&call_id, tool, &arguments_json, &source, at_ms);
+                record.tool_call(self.running_call(
+                    &call_id,
+                    tool,
+                    &source,
+                    &arguments_json,
+                    at_ms,
+                ));
                 self.calls.insert(
                     call_id.clone(),
                     CallInfo {
                         source,
                         started_ms: at_ms,
+                        arguments: arguments_json,
                     },
                 );
                 (call_id, false, Some(started))
@@ -500,21 +511,26 @@ impl StreamAnalysis {
             .as_ref()
             .err()
             .map(|e| (e.code(), e.to_string()));
+        let result = outcome
+            .result
+            .as_ref()
+            .ok()
+            .map(|value| events::raw_json(value.as_ref()));
         let event = events::tool_end(&CallEnd {
             call_id: &outcome.call_id,
             tool: &outcome.tool,
-            arguments: &outcome.args,
+            arguments: &info.arguments,
             source: &info.source,
-            outcome: match (&outcome.result, &failure) {
-                (Ok(value), _) => Ok(value.as_ref()),
-                (Err(_), Some((code, message))) => Err((code, message)),
-                (Err(_), None) => Err(("internal", "")),
+            outcome: match (&result, &failure) {
+                (Some(result), _) => Ok(result),
+                (None, Some((code, message))) => Err((code, message)),
+                (None, None) => Err(("internal", "")),
             },
             cached: outcome.cached,
             duration_ms,
             at_ms,
         });
-        let result_json = outcome.result.as_ref().ok().map(json_text);
+        let result_json = result.map(|result| result.get().to_owned());
         if let (CallSource::Model(id), Some(continuation)) =
             (&info.source, self.continuation.as_mut())
         {
@@ -542,7 +558,7 @@ impl StreamAnalysis {
                 &outcome.call_id,
                 &outcome.tool,
                 &info.source,
-                &outcome.args,
+                &info.arguments,
                 info.started_ms,
             )
         });
@@ -556,7 +572,7 @@ impl StreamAnalysis {
         call_id: &str,
         tool: &str,
         source: &CallSource,
-        arguments: &Value,
+        arguments: &RawValue,
         started_ms: f64,
     ) -> ToolCallRecord {
         ToolCallRecord {
@@ -566,7 +582,7 @@ impl StreamAnalysis {
             source: source.name().to_owned(),
             intent_id: source.intent_id().map(str::to_owned),
             model_call_id: source.model_call_id().map(str::to_owned),
-            arguments: json_text(arguments),
+            arguments: arguments.get().to_owned(),
             status: "running".to_owned(),
             result: None,
             error_code: None,

@@ -13,7 +13,7 @@
 
 use serde::Serialize;
 use serde::ser::Serializer;
-use serde_json::Value;
+use serde_json::value::RawValue;
 
 /// An event, as JSON.
 #[derive(Debug, Clone)]
@@ -51,6 +51,14 @@ impl MidstreamEvent {
 /// serialisation into memory cannot fail, as `Value`'s own `Display` assumes.
 pub fn json_text(value: &impl Serialize) -> String {
     serde_json::to_string(value).expect("strings, numbers and JSON values always serialise")
+}
+
+/// `value` as JSON kept as text, for JSON written more than once: a call's arguments go into
+/// two events and two records, its result into an event and a record; each is serialised
+/// once and copied as text (see [`json_text`] for why it cannot fail).
+pub fn raw_json(value: &impl Serialize) -> Box<RawValue> {
+    serde_json::value::to_raw_value(value)
+        .expect("strings, numbers and JSON values always serialise")
 }
 
 /// Named captures as a JSON object, in the rule's group order (a regex's group names are
@@ -167,7 +175,7 @@ impl CallSource {
 struct CallLink<'a> {
     id: &'a str,
     tool: &'a str,
-    arguments: &'a Value,
+    arguments: &'a RawValue,
     source: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     intent_id: Option<&'a str>,
@@ -176,7 +184,12 @@ struct CallLink<'a> {
 }
 
 impl<'a> CallLink<'a> {
-    fn new(call_id: &'a str, tool: &'a str, arguments: &'a Value, source: &'a CallSource) -> Self {
+    fn new(
+        call_id: &'a str,
+        tool: &'a str,
+        arguments: &'a RawValue,
+        source: &'a CallSource,
+    ) -> Self {
         CallLink {
             id: call_id,
             tool,
@@ -202,7 +215,7 @@ struct StartedEvent<'a> {
 pub fn tool_started(
     call_id: &str,
     tool: &str,
-    arguments: &Value,
+    arguments: &RawValue,
     source: &CallSource,
     at_ms: f64,
 ) -> MidstreamEvent {
@@ -221,12 +234,12 @@ pub struct CallEnd<'a> {
     pub call_id: &'a str,
     /// The tool.
     pub tool: &'a str,
-    /// Its arguments.
-    pub arguments: &'a Value,
+    /// Its arguments, as JSON.
+    pub arguments: &'a RawValue,
     /// Who asked for it.
     pub source: &'a CallSource,
-    /// The result, or `(code, message)`.
-    pub outcome: Result<&'a Value, (&'a str, &'a str)>,
+    /// The result as JSON, or `(code, message)`.
+    pub outcome: Result<&'a RawValue, (&'a str, &'a str)>,
     /// Served from the cache (or a shared identical execution).
     pub cached: bool,
     /// How long the call took.
@@ -255,7 +268,7 @@ struct EndEvent<'a> {
     duration_ms: f64,
     at_ms: f64,
     #[serde(skip_serializing_if = "Option::is_none")]
-    result: Option<&'a Value>,
+    result: Option<&'a RawValue>,
     #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<CallError<'a>>,
 }
@@ -285,7 +298,7 @@ fn round_ms(ms: f64) -> f64 {
 
 #[cfg(test)]
 mod tests {
-    use serde_json::json;
+    use serde_json::{Value, json};
 
     use super::*;
 
@@ -357,14 +370,15 @@ mod tests {
 
     #[test]
     fn tool_events_link_to_their_source() {
-        let args = json!({"city": "Paris"});
+        let args = raw_json(&json!({"city": "Paris"}));
         let source = CallSource::Intent("int_1".into());
         let started = parse(&tool_started("call_1", "weather", &args, &source, 1.0));
         assert_eq!(
             (started["type"].as_str(), started["intent_id"].as_str()),
             (Some("tool.started"), Some("int_1"))
         );
-        let result = json!({"temperature": 21});
+        assert_eq!(started["arguments"], json!({"city": "Paris"}));
+        let result = raw_json(&json!({"temperature": 21}));
         let ok = parse(&tool_end(&CallEnd {
             call_id: "call_1",
             tool: "weather",
