@@ -126,7 +126,7 @@ pub(super) struct Memo {
 }
 
 /// What the reader had read of the top-level object when it reached a key.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 struct Checkpoint {
     /// Where the key starts (after any whitespace).
     at: usize,
