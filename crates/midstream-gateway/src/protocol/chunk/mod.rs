@@ -39,7 +39,7 @@ impl<'de: 'a, 'a> Deserialize<'de> for RawJson<'a> {
 }
 
 /// The parts of a chunk the gateway reads.
-#[derive(Debug, PartialEq, Deserialize)]
+#[derive(Debug, Default, PartialEq, Deserialize)]
 pub struct ChunkView<'a> {
     /// Raw JSON of `id`.
     #[serde(borrow, default)]
