@@ -1143,6 +1143,18 @@ mod tests {
         prop::option::weighted(0.3, (any::<usize>(), any::<u8>(), select(bytes)))
     }
 
+    /// Reads `payload` with `memo` and without: the same view, its content at the same address.
+    fn reads_as_a_fresh_reader_does(memo: &mut Memo, payload: &[u8]) -> Result<(), TestCaseError> {
+        let with_memo = read(payload, Some(memo));
+        let fresh = read(payload, None);
+        prop_assert_eq!(&with_memo, &fresh, "{}", String::from_utf8_lossy(payload));
+        prop_assert_eq!(
+            with_memo.as_ref().and_then(content_address),
+            fresh.as_ref().and_then(content_address)
+        );
+        Ok(())
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(4096))]
 
@@ -1182,18 +1194,12 @@ mod tests {
                         true => first[end..].to_owned(),
                         false => format!("{}}}", more.join(",")),
                     };
-                    format!("{}{content}{}{after}", &first[..shape.content.start], &first[shape.content.end..end])
+                    let (before, around) = (&first[..shape.content.start], &first[shape.content.end..end]);
+                    format!("{before}{content}{around}{after}")
                 }
                 None => first,
             };
-            let payload = mutate(next, edit);
-            let with_memo = read(&payload, Some(&mut memo));
-            let fresh = read(&payload, None);
-            prop_assert_eq!(&with_memo, &fresh, "{}", String::from_utf8_lossy(&payload));
-            prop_assert_eq!(
-                with_memo.as_ref().and_then(content_address),
-                fresh.as_ref().and_then(content_address)
-            );
+            reads_as_a_fresh_reader_does(&mut memo, &mutate(next, edit))?;
         }
 
         /// A payload that starts as the last one did, up to its checkpoint, and goes on with
@@ -1208,14 +1214,7 @@ mod tests {
             read(first.as_bytes(), Some(&mut memo));
             let start = memo.checkpoint.as_ref().map_or(0, |checkpoint| checkpoint.at);
             let next = format!("{}{}", &first[..start], rest.get(1..).unwrap_or_default());
-            let payload = mutate(next, edit);
-            let with_memo = read(&payload, Some(&mut memo));
-            let fresh = read(&payload, None);
-            prop_assert_eq!(&with_memo, &fresh, "{}", String::from_utf8_lossy(&payload));
-            prop_assert_eq!(
-                with_memo.as_ref().and_then(content_address),
-                fresh.as_ref().and_then(content_address)
-            );
+            reads_as_a_fresh_reader_does(&mut memo, &mutate(next, edit))?;
         }
     }
 }
