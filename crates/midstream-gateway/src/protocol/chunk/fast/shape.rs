@@ -6,7 +6,9 @@
 //! bytes before and after its content string is read without walking those bytes again: the
 //! content is read as the reader reads every string, the bytes after it are compared, what the
 //! shape had read is moved to where the new content put it, and only fields after `choices`
-//! are read (see the parent module for why this reads as a fresh reader does).
+//! are read (see the parent module for why this reads as a fresh reader does). When the chunk's
+//! last field, right after `choices`, is a string the view skips (`obfuscation`), it is read as
+//! a [`Trailer`]: its key and the chunk's end compared, its string checked, no reader walking.
 
 use std::borrow::Cow;
 use std::ops::Range;
@@ -206,15 +208,49 @@ pub(super) struct Shape {
     /// How much of the bytes before the content holds the values read there: the part of a
     /// payload checked as UTF-8 before its content.
     values_end: usize,
+    /// The chunk's last field, when it is the key after `choices`, one the view skips and a
+    /// string: read without the reader.
+    pub(super) trailer: Option<Trailer>,
+}
+
+/// A chunk's last field, after `choices`, that the view skips and whose value is a string
+/// (OpenAI's `obfuscation`, a different string in every chunk): the bytes before the string
+/// (its key, the colon) and after it (the end of the chunk). A chunk that ends with the same
+/// key, any string and the same end is read as the reader would read it, which only checks the
+/// string and moves on.
+#[derive(Debug)]
+pub(super) struct Trailer {
+    pub(super) key: Vec<u8>,
+    pub(super) end: Vec<u8>,
+}
+
+impl Trailer {
+    /// Reads the trailer at `reader`'s position, to the end of its text; `false` (and the
+    /// reader where it was) if the text does not end this way.
+    fn read(&self, reader: &mut Reader<'_>) -> bool {
+        let start = reader.pos;
+        let bytes = reader.text.as_bytes();
+        let read = bytes
+            .get(start..)
+            .is_some_and(|rest| rest.starts_with(&self.key))
+            && {
+                reader.pos += self.key.len();
+                reader.string().is_some() && bytes.get(reader.pos..) == Some(&self.end[..])
+            };
+        reader.pos = if read { bytes.len() } else { start };
+        read
+    }
 }
 
 impl Shape {
     /// The shape of a chunk read from its start, when its choice 0 has a content string;
-    /// `after_choices` is where the reader was after `choices` (see `Marks`).
+    /// `after_choices` is where the reader was after `choices`, `trailer` the string value of
+    /// a last field there (see `Marks`).
     pub(super) fn of(
         payload: &[u8],
         chunk: &ChunkView<'_>,
         after_choices: Checkpoint,
+        trailer: Option<Range<usize>>,
     ) -> Option<Shape> {
         let content = chunk.message()?.content?.get();
         if !content.starts_with('"') {
@@ -223,11 +259,19 @@ impl Shape {
         let content = super::super::span_in(payload, content.as_bytes())?;
         let bytes = payload.get(..after_choices.at)?;
         let values_end = after_choices.spans.ends_before(content.start);
+        let trailer = match trailer {
+            Some(value) => Some(Trailer {
+                key: payload.get(after_choices.at..value.start)?.to_vec(),
+                end: payload.get(value.end..)?.to_vec(),
+            }),
+            None => None,
+        };
         (content.end <= bytes.len()).then(|| Shape {
             bytes: bytes.to_vec(),
             content,
             ends: after_choices.at == payload.len(),
             values_end,
+            trailer,
             after_choices,
         })
     }
@@ -269,7 +313,7 @@ impl Shape {
             rest,
         };
         let so_far = self.after_choices.spans.view(&checked, Some(&replaced))?;
-        let chunk = if self.ends {
+        let chunk = if self.ends || self.trailer.as_ref().is_some_and(|t| t.read(&mut reader)) {
             so_far
         } else {
             reader.chunk(Some((self.after_choices.seen, so_far)), None)?
