@@ -45,35 +45,34 @@ impl Spans {
     /// The spans of `chunk`'s values in `payload`; `None` if one is not borrowed from it.
     pub(super) fn of(chunk: &ChunkView<'_>, payload: &[u8]) -> Option<Spans> {
         let span = |text: &str| super::super::span_in(payload, text.as_bytes());
-        let raw = |value: Option<RawJson<'_>>| match value {
-            Some(raw) => span(raw.get()).map(Some),
+        let raw = |value: Option<RawJson<'_>>| try_map(value, |raw| span(raw.get()));
+        let message = |message: &Option<MessageView<'_>>| {
+            let spans = |message: &MessageView<'_>| {
+                Some(MessageSpans {
+                    content: raw(message.content)?,
+                    tool_calls: raw(message.tool_calls)?,
+                })
+            };
+            try_map(message.as_ref(), spans)
+        };
+        let finish_reason = |reason: &Option<Cow<'_, str>>| match reason {
+            Some(Cow::Borrowed(text)) => span(text).map(Some),
+            Some(Cow::Owned(_)) => None,
             None => Some(None),
         };
-        let message = |message: &Option<MessageView<'_>>| match message {
-            Some(message) => Some(Some(MessageSpans {
-                content: raw(message.content)?,
-                tool_calls: raw(message.tool_calls)?,
-            })),
-            None => Some(None),
-        };
-        let choice = match &chunk.choices {
-            Some(choice) => Some(ChoiceSpans {
+        let choice = |choice: &ChoiceView<'_>| {
+            Some(ChoiceSpans {
                 index: choice.index,
                 delta: message(&choice.delta)?,
                 message: message(&choice.message)?,
-                finish_reason: match &choice.finish_reason {
-                    Some(Cow::Borrowed(text)) => Some(span(text)?),
-                    Some(Cow::Owned(_)) => return None,
-                    None => None,
-                },
-            }),
-            None => None,
+                finish_reason: finish_reason(&choice.finish_reason)?,
+            })
         };
         Some(Spans {
+            choice: try_map(chunk.choices.as_ref(), choice)?,
             id: raw(chunk.id)?,
             created: raw(chunk.created)?,
             model: raw(chunk.model)?,
-            choice,
             usage: chunk.usage,
             error: raw(chunk.error)?,
         })
@@ -104,41 +103,45 @@ impl Spans {
         checked: &Checked<'a>,
         replaced: Option<&Replaced>,
     ) -> Option<ChunkView<'a>> {
-        let text = |span: &Option<Range<usize>>| -> Option<Option<&'a str>> {
-            let Some(span) = span.clone() else {
-                return Some(None);
-            };
-            let span = match replaced {
-                Some(replaced) => replaced.map(span)?,
-                None => span,
-            };
-            checked.get(span).map(Some)
+        let at = |span: Range<usize>| match replaced {
+            Some(replaced) => checked.get(replaced.map(span)?),
+            None => checked.get(span),
         };
+        let text = |span: &Option<Range<usize>>| try_map(span.clone(), at);
         let raw = |span: &Option<Range<usize>>| Some(text(span)?.map(RawJson));
-        let message = |spans: &Option<MessageSpans>| match spans {
-            Some(spans) => Some(Some(MessageView {
-                content: raw(&spans.content)?,
-                tool_calls: raw(&spans.tool_calls)?,
-            })),
-            None => Some(None),
+        let message = |spans: &Option<MessageSpans>| {
+            let view = |spans: &MessageSpans| {
+                Some(MessageView {
+                    content: raw(&spans.content)?,
+                    tool_calls: raw(&spans.tool_calls)?,
+                })
+            };
+            try_map(spans.as_ref(), view)
         };
-        let choices = match &self.choice {
-            Some(choice) => Some(ChoiceView {
+        let choice = |choice: &ChoiceSpans| {
+            Some(ChoiceView {
                 index: choice.index,
                 delta: message(&choice.delta)?,
                 message: message(&choice.message)?,
                 finish_reason: text(&choice.finish_reason)?.map(Cow::Borrowed),
-            }),
-            None => None,
+            })
         };
         Some(ChunkView {
+            choices: try_map(self.choice.as_ref(), choice)?,
             id: raw(&self.id)?,
             created: raw(&self.created)?,
             model: raw(&self.model)?,
-            choices,
             usage: self.usage,
             error: raw(&self.error)?,
         })
+    }
+}
+
+/// `f` of a value that may be absent: `Some(None)` for none, `None` only when `f` fails.
+fn try_map<T, U>(value: Option<T>, f: impl FnOnce(T) -> Option<U>) -> Option<Option<U>> {
+    match value {
+        Some(value) => f(value).map(Some),
+        None => Some(None),
     }
 }
 
