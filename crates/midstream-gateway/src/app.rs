@@ -9,14 +9,15 @@
 //! 4. `Cors` — only when `MIDSTREAM_CORS_ORIGINS` lists origins (an explicit allow-list).
 //! 5. request counting by route and status, for `/metrics`.
 //! 6. error logging — logs the hidden cause of any 5xx once.
-//! 7. bodies the HTTP server refused ([`BodyTooLarge`]) answered 413 here, so the answer carries
-//!    the request id and CORS headers like any other.
+//! 7. [`request_checks`]: a valid `Host` on HTTP/1.1, and a declared body length within
+//!    `MIDSTREAM_MAX_BODY_BYTES` (413 before the body is read); `DefaultBodyLimit` bounds the
+//!    body while it is read.
 //! 8. `/v1` only: authentication, then for the completions route the [`InflightLayer`].
 
 use axum::Router;
-use axum::extract::{MatchedPath, Request};
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
 use axum::middleware::{self, Next};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::routing::{get, post};
 use http::HeaderName;
 use tower::ServiceBuilder;
@@ -25,12 +26,12 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 use tower_http::services::{ServeDir, ServeFile};
 use tower_http::trace::TraceLayer;
 
-use crate::auth;
-use crate::error::{ApiError, ErrorDetail};
+use crate::error::ErrorDetail;
 use crate::inflight::{InflightConfig, InflightLayer};
 use crate::routes::{chat, fallback, health, metrics, models, streams};
 use crate::state::AppState;
 use crate::telemetry::prometheus;
+use crate::{auth, request_checks};
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -50,6 +51,7 @@ pub fn app(state: AppState, inflight: InflightConfig) -> Router {
     let web_dir = state.config.web_dir.clone();
     let web = ServeDir::new(&web_dir).fallback(ServeFile::new(web_dir.join("index.html")));
     let cors = cors(&state);
+    let body_limit = state.config.limits.max_body_bytes;
     Router::new()
         .merge(api)
         .route("/healthz", get(health::healthz))
@@ -68,23 +70,13 @@ pub fn app(state: AppState, inflight: InflightConfig) -> Router {
                 .option_layer(cors)
                 .layer(middleware::from_fn(prometheus::count_requests))
                 .layer(middleware::from_fn(log_server_errors))
-                .layer(middleware::from_fn(refuse_oversized_bodies)),
+                .layer(middleware::from_fn(request_checks::require_host))
+                .layer(middleware::from_fn_with_state(
+                    body_limit,
+                    request_checks::refuse_declared_oversized_bodies,
+                ))
+                .layer(DefaultBodyLimit::max(body_limit)),
         )
-}
-
-/// Marks a request whose body the HTTP server did not read because it exceeds
-/// `MIDSTREAM_MAX_BODY_BYTES` (the request arrives with an empty body).
-#[derive(Debug, Clone, Copy)]
-pub struct BodyTooLarge {
-    /// The limit in bytes.
-    pub limit: usize,
-}
-
-async fn refuse_oversized_bodies(request: Request, next: Next) -> Response {
-    match request.extensions().get::<BodyTooLarge>() {
-        Some(&BodyTooLarge { limit }) => ApiError::PayloadTooLarge { limit }.into_response(),
-        None => next.run(request).await,
-    }
 }
 
 fn request_span(request: &Request) -> tracing::Span {

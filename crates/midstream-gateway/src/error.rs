@@ -64,6 +64,9 @@ pub enum ApiError {
     /// The method is not allowed on this route (405).
     #[error("method not allowed")]
     MethodNotAllowed,
+    /// A piece of the request body did not arrive within the read timeout (408).
+    #[error("the request body arrived too slowly")]
+    RequestTimeout,
     /// The body exceeds the configured limit (413).
     #[error("request body exceeds {limit} bytes")]
     PayloadTooLarge {
@@ -117,6 +120,7 @@ impl ApiError {
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::NotFound { .. } => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Overloaded { .. } | ApiError::StoreUnavailable(_) => {
                 StatusCode::SERVICE_UNAVAILABLE
@@ -138,6 +142,7 @@ impl ApiError {
             ApiError::MethodNotAllowed => {
                 ("invalid_request_error", Some("method_not_allowed"), None)
             }
+            ApiError::RequestTimeout => ("invalid_request_error", Some("request_timeout"), None),
             ApiError::PayloadTooLarge { .. } => {
                 ("invalid_request_error", Some("request_too_large"), None)
             }

@@ -18,8 +18,8 @@ use tokio_util::task::TaskTracker;
 
 use crate::auth::Auth;
 use crate::config::Config;
-use crate::h1::ConnectionOptions;
 use crate::inflight::{Analyzer, InflightConfig, ModelToolPolicy};
+use crate::listener::ServeOptions;
 use crate::state::AppState;
 use crate::upstream::Router;
 use midstream_analysis::Action;
@@ -171,17 +171,16 @@ impl Gateway {
         let recorder = state.recorder.clone();
         let cut_streams = inflight.shutdown.clone();
         let stop_accepting = CancellationToken::new();
-        let options = ConnectionOptions {
-            max_body: state.config.limits.max_body_bytes,
+        let options = ServeOptions {
+            max_connections: state.config.limits.max_connections,
             read_timeout: state.config.timeouts.client_read,
-            idle_timeout: state.config.timeouts.client_idle,
             send_timeout: state.config.timeouts.client_send,
         };
         let app = crate::app::app(state, inflight);
         if let Ok(addr) = listener.local_addr() {
             tracing::info!("listening on http://{addr}");
         }
-        let serve = crate::h1::serve(listener, app, options, stop_accepting.clone());
+        let serve = crate::listener::serve(listener, app, options, stop_accepting.clone());
         let mut serve = std::pin::pin!(serve);
         tokio::select! {
             () = &mut serve => {}

@@ -2,7 +2,7 @@
 //!
 //! Token forwarding never waits for the database. The gateway hands records to a
 //! [`Recorder`] with a non-blocking `try_send`; one writer task batches them into multi-row
-//! statements. What it promises (DESIGN.md section 6):
+//! statements. What it promises (docs/architecture.md, "Storage promises"):
 //!
 //! - a stream's row is written **at once** and on its own (one small statement, not the next
 //!   batch), and [`OpenReceipt`] tells the gateway when it is committed, so the row can exist

@@ -1,6 +1,6 @@
 //! MidStream tools: the [`Tool`] trait, the [`ToolRegistry`], the [`Dispatcher`] that runs calls
 //! while a stream keeps flowing, the [`ToolCache`], and the built-in `weather` and `calendar`
-//! tools (DESIGN.md section 5).
+//! tools (docs/architecture.md, "Tools and the dispatcher").
 //!
 //! The gateway builds one [`Dispatcher`] at start-up and asks it for a [`StreamTools`] per
 //! stream. [`StreamTools::start`] returns at once (emit `tool.started`); the stream's body polls

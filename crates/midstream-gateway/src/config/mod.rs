@@ -158,6 +158,8 @@ pub struct Limits {
     pub max_messages: usize,
     /// Most streams open at once in this process (503 beyond).
     pub max_streams: usize,
+    /// Most client connections served at once; beyond it new connections wait to be accepted.
+    pub max_connections: usize,
 }
 
 /// Time bounds.
@@ -176,11 +178,10 @@ pub struct Timeouts {
     /// Longest wait for a stream's row to be committed before its first token is sent anyway
     /// (the row is still written when the database recovers).
     pub record_open_wait: Duration,
-    /// A client's request head must arrive whole within this of its first byte, and each read
-    /// of a request body within this of the previous one (else 408).
+    /// A client's request head must arrive whole within this (else the connection is closed),
+    /// a kept-alive connection is closed after this long without a request, and each piece of
+    /// a request body must arrive within this of the previous one (else 408).
     pub client_read: Duration,
-    /// How long a kept-alive client connection may wait for its next request.
-    pub client_idle: Duration,
     /// Longest a response write may wait for a client that stopped reading.
     pub client_send: Duration,
 }
@@ -323,6 +324,7 @@ impl Config {
                 max_body_bytes: usize_of(env, "MIDSTREAM_MAX_BODY_BYTES", 4 * 1024 * 1024)?,
                 max_messages: usize_of(env, "MIDSTREAM_MAX_MESSAGES", 2048)?,
                 max_streams: usize_of(env, "MIDSTREAM_MAX_STREAMS", 20_000)?,
+                max_connections: usize_of(env, "MIDSTREAM_MAX_CONNECTIONS", 25_000)?,
             },
             timeouts: Timeouts {
                 upstream_connect: millis(env, "MIDSTREAM_UPSTREAM_CONNECT_TIMEOUT_MS", 10_000)?,
@@ -336,7 +338,6 @@ impl Config {
                 )?),
                 record_open_wait: millis(env, "MIDSTREAM_RECORD_OPEN_WAIT_MS", 2_000)?,
                 client_read: millis(env, "MIDSTREAM_CLIENT_READ_TIMEOUT_MS", 30_000)?,
-                client_idle: millis(env, "MIDSTREAM_CLIENT_IDLE_TIMEOUT_MS", 90_000)?,
                 client_send: millis(env, "MIDSTREAM_CLIENT_SEND_TIMEOUT_MS", 60_000)?,
             },
             recorder: RecorderConfig {

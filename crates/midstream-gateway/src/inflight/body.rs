@@ -3,10 +3,10 @@
 //!
 //! # The hot path
 //!
-//! For a plain-HTTP upstream, polling this body reads the upstream's socket itself
+//! For a plain-HTTP upstream, polling this body drives the upstream's connection itself
 //! ([`crate::upstream`]'s driven connections), and the client connection's task polls this body
-//! ([`crate::h1`]), so a frame wakes one task: the one that reads the upstream's socket is the one
-//! that writes to the client's. Frames that are ready together leave in one write.
+//! (hyper's server), so a frame wakes one task: the one that reads the upstream's socket is the
+//! one that writes to the client's.
 //!
 //! Per upstream read: [`FrameSplitter::push`] finds frame ends with `memchr` and hands out
 //! zero-copy slices; per frame, [`ChunkReader::read`] reads choice 0's content, finish reason
@@ -305,8 +305,8 @@ impl InflightBody {
         self.phase = Phase::Draining;
     }
 
-    /// Ends the stream with an in-band error (DESIGN.md 3.1: `data: {"error": ...}`, then the
-    /// body ends without `[DONE]`).
+    /// Ends the stream with an in-band error: `data: {"error": ...}`, then the body ends without
+    /// `[DONE]` (docs/architecture.md, "Events inside the OpenAI-compatible stream").
     fn fail(&mut self, message: String, code: &'static str) {
         self.flush_early_events();
         self.out.push_back(authored::error_frame(&ErrorBody {

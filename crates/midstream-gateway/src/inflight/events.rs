@@ -1,5 +1,6 @@
-//! The events MidStream raises about a stream (DESIGN.md 3.1), serialised once: the same JSON
-//! is recorded and injected under the chunk's top-level `midstream` member.
+//! The events MidStream raises about a stream (docs/architecture.md, "Events inside the
+//! OpenAI-compatible stream"), serialised once: the same JSON is recorded and injected under
+//! the chunk's top-level `midstream` member.
 //!
 //! | type | when | links |
 //! | --- | --- | --- |

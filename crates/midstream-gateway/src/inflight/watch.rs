@@ -3,21 +3,15 @@
 //!
 //! That is once per upstream frame, and a poll of either future costs far more than its answer
 //! needs: the cancellation future locks its token's node and its `Notify` on every poll, the
-//! sleep checks the task's budget and swaps its waker in (≈ 300 and ≈ 230 instructions,
-//! callgrind). Both already hold a waker of the task after one poll and wake it when they fire.
-//! So each is polled again only when it may have fired (a cheap flag says so) or when the task
-//! polling it holds another waker, which the future must learn.
-//!
-//! The client connection probes the body for a frame that is ready now, to join it to the
-//! write in hand, with the waker [`noop_waker_ref`] (`h1::connection`), and polls it with its
-//! task's waker before it waits. A probe cannot be woken, so it is answered from the flags and
-//! never replaces the waker a future holds (which would cost a poll to put back).
+//! sleep checks the task's budget and swaps its waker in (`BENCHMARKS.md` has the counts).
+//! Both already hold a waker of the task after one poll and wake it when they fire. So each is
+//! polled again only when it may have fired (a cheap flag says so) or when the task polling it
+//! holds another waker, which the future must learn.
 
 use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
 use std::time::Instant;
 
-use futures_util::task::noop_waker_ref;
 use tokio::time::Sleep;
 use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 
@@ -26,15 +20,14 @@ use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 struct LastWaker(Option<Waker>);
 
 impl LastWaker {
-    /// Whether a poll with `cx` may be skipped: the future holds its waker already, or `cx`
-    /// is a probe's (see the module docs).
+    /// Whether a poll with `cx` may be skipped: the future holds its waker already.
     fn may_skip_poll(&self, cx: &Context<'_>) -> bool {
-        let waker = cx.waker();
-        waker.will_wake(noop_waker_ref())
-            || self.0.as_ref().is_some_and(|held| held.will_wake(waker))
+        self.0
+            .as_ref()
+            .is_some_and(|held| held.will_wake(cx.waker()))
     }
 
-    /// Remembers the waker of `cx` as the one the future now holds (a probe's is never held).
+    /// Remembers the waker of `cx` as the one the future now holds.
     fn set(&mut self, cx: &Context<'_>) {
         if !self.may_skip_poll(cx) {
             self.0 = Some(cx.waker().clone());
@@ -61,8 +54,7 @@ impl ShutdownWatch {
         }
     }
 
-    /// Whether the gateway is shutting down; if not, the task of `cx` is woken when it starts
-    /// (unless `cx` is a probe's).
+    /// Whether the gateway is shutting down; if not, the task of `cx` is woken when it starts.
     pub(super) fn shutting_down(&mut self, cx: &mut Context<'_>) -> bool {
         if self.registered.may_skip_poll(cx) {
             return self.token.is_cancelled();
@@ -88,8 +80,7 @@ impl Tick {
         }
     }
 
-    /// Ready once the deadline has passed; until then the task of `cx` is woken when it does
-    /// (unless `cx` is a probe's).
+    /// Ready once the deadline has passed; until then the task of `cx` is woken when it does.
     pub(super) fn poll(&mut self, cx: &mut Context<'_>) -> Poll<()> {
         if self.registered.may_skip_poll(cx) && !self.sleep.is_elapsed() {
             return Poll::Pending;
@@ -129,32 +120,6 @@ mod tests {
     fn waker() -> (Arc<Wakes>, Waker) {
         let wakes = Arc::new(Wakes::default());
         (wakes.clone(), Waker::from(wakes))
-    }
-
-    #[tokio::test]
-    async fn a_probe_neither_polls_nor_replaces_the_held_waker() {
-        let gateway = CancellationToken::new();
-        let mut watch = ShutdownWatch::new(&gateway);
-        let mut tick = Tick::new(Instant::now() + Duration::from_millis(20));
-        let (wakes, waker) = waker();
-        let mut task = Context::from_waker(&waker);
-        let mut probe = Context::from_waker(noop_waker_ref());
-        assert!(!watch.shutting_down(&mut probe));
-        assert!(tick.poll(&mut probe).is_pending());
-        assert!(!watch.shutting_down(&mut task));
-        assert!(tick.poll(&mut task).is_pending());
-        assert!(!watch.shutting_down(&mut probe));
-        assert!(tick.poll(&mut probe).is_pending());
-        tokio::time::sleep(Duration::from_millis(40)).await;
-        assert_eq!(wakes.0.load(Ordering::SeqCst), 1, "the tick woke the task");
-        assert!(tick.poll(&mut probe).is_ready());
-        gateway.cancel();
-        assert_eq!(
-            wakes.0.load(Ordering::SeqCst),
-            2,
-            "the shutdown woke the task"
-        );
-        assert!(watch.shutting_down(&mut probe));
     }
 
     #[tokio::test]

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use axum::Extension;
-use axum::body::{Body, to_bytes};
+use axum::body::Body;
 use axum::extract::State;
 use axum::response::Response;
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
@@ -14,6 +14,7 @@ use serde_json::Value;
 
 use crate::auth::Caller;
 use crate::error::ApiError;
+use crate::extract::RequestBody;
 use crate::inflight::{PlanSlot, StreamPlan, StreamRecord, json_text};
 use crate::protocol::request::{ChatRequest, message_text};
 use crate::sse::authored::ChunkMeta;
@@ -30,21 +31,9 @@ pub async fn completions(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     headers: HeaderMap,
-    body: Body,
+    RequestBody(bytes): RequestBody,
 ) -> Result<Response, ApiError> {
     let started = Instant::now();
-    let limit = state.config.limits.max_body_bytes;
-    let bytes = to_bytes(body, limit).await.map_err(|error| {
-        if is_length_limit(&error) {
-            ApiError::PayloadTooLarge { limit }
-        } else {
-            ApiError::bad_request(
-                "invalid_body",
-                format!("the request body could not be read: {error}"),
-                None,
-            )
-        }
-    })?;
     let mut request = ChatRequest::parse(&bytes, state.config.limits.max_messages)?;
     let permit = state
         .streams
@@ -174,16 +163,4 @@ fn stored_message(message: &Value) -> NewMessage {
 /// Stream ids are UUIDs: always a valid header value.
 fn header_value(id: &str) -> HeaderValue {
     HeaderValue::from_str(id).unwrap_or_else(|_| HeaderValue::from_static("invalid"))
-}
-
-/// axum wraps the body-limit error; find it in the chain.
-fn is_length_limit(error: &axum::Error) -> bool {
-    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
-    while let Some(e) = source {
-        if e.is::<http_body_util::LengthLimitError>() {
-            return true;
-        }
-        source = e.source();
-    }
-    false
 }

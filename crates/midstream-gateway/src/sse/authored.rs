@@ -1,6 +1,7 @@
 //! Frames the gateway writes into an OpenAI-compatible stream.
 //!
-//! DESIGN.md 3.1: no `id:`, `retry:` or `event:` lines (openai-python mis-parses them);
+//! The contract (docs/architecture.md, "Events inside the OpenAI-compatible stream"): no `id:`,
+//! `retry:` or `event:` lines (openai-python mis-parses them);
 //! keep-alives are comments; injected events are *chunk-shaped* — the upstream's `id`,
 //! `created` and `model`, an empty delta, and a top-level `midstream` object — so SDKs parse
 //! them as ordinary chunks and a naive `delta.content` loop ignores them.

@@ -5,6 +5,7 @@
 //! | --- | --- | --- |
 //! | `midstream_http_requests_total{route,status}` | counter | requests answered |
 //! | `midstream_active_streams` | gauge | streams open now |
+//! | `midstream_client_connections` | gauge | client connections open now |
 //! | `midstream_ttft_seconds` | histogram | request to first content token sent |
 //! | `midstream_upstream_errors_total{kind}` | counter | connect, timeout, status_4xx, status_5xx, body, idle |
 //! | `midstream_recorder_queue_depth` | gauge | records waiting to be written |
@@ -23,6 +24,8 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 pub const HTTP_REQUESTS: &str = "midstream_http_requests_total";
 /// Gauge: streams open now.
 pub const ACTIVE_STREAMS: &str = "midstream_active_streams";
+/// Gauge: client connections open now.
+pub const CLIENT_CONNECTIONS: &str = "midstream_client_connections";
 /// Histogram: seconds from request to first content token sent.
 pub const TTFT_SECONDS: &str = "midstream_ttft_seconds";
 /// Counter: upstream failures by kind.

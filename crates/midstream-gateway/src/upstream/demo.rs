@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::Stream;
-use http::{HeaderMap, StatusCode};
+use http::HeaderMap;
 use serde_json::{Value, json};
 use tokio::time::Sleep;
 
@@ -83,7 +83,6 @@ impl DemoModel {
         let mut headers = HeaderMap::new();
         headers.insert("x-request-id", http::HeaderValue::from_static("demo"));
         UpstreamResponse {
-            status: StatusCode::OK,
             headers,
             body: Box::pin(DemoStream {
                 frames,

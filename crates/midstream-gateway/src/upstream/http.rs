@@ -94,11 +94,11 @@ impl HttpUpstream {
                 .body(body);
             return self.send(request).await;
         };
-        let request = driven.post(&self.driven_headers(accept)?, &body);
-        let (head, body) = self
-            .within_headers_timeout(driven.send(&request))
+        let response = self
+            .within_headers_timeout(driven.post(&self.driven_headers(accept)?, body.into()))
             .await?
             .map_err(|e| self.connect_error(&e))?;
+        let (head, body) = response.into_parts();
         self.accepted(head.status, passed_headers(&head.headers), body)
             .await
     }
@@ -163,11 +163,7 @@ impl HttpUpstream {
                 headers,
             })));
         }
-        Ok(UpstreamResponse {
-            status,
-            headers,
-            body,
-        })
+        Ok(UpstreamResponse { headers, body })
     }
 
     async fn within_headers_timeout<T>(

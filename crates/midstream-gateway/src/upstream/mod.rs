@@ -28,10 +28,9 @@ use crate::protocol::request::ChatRequest;
 /// The upstream's response body: raw bytes as they arrive.
 pub type UpstreamBody = Pin<Box<dyn Stream<Item = Result<Bytes, UpstreamError>> + Send>>;
 
-/// A response whose status and headers have arrived.
+/// A successful response whose headers have arrived (other statuses become
+/// [`UpstreamError::Status`]).
 pub struct UpstreamResponse {
-    /// The upstream's status (2xx here; errors become [`UpstreamError`]).
-    pub status: StatusCode,
     /// Headers worth passing to the client.
     pub headers: HeaderMap,
     /// The body.

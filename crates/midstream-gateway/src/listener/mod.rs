@@ -1,0 +1,203 @@
+//! Accepting client connections and serving them with hyper: HTTP/1.1 and HTTP/2 over
+//! cleartext (prior knowledge) on the same port, told apart by the HTTP/2 preface.
+//!
+//! What hyper does for us, and what we add around it:
+//!
+//! - hyper parses and frames every message (its chunked decoder is strict, it refuses ambiguous
+//!   framing, it reads a request body as it arrives instead of reserving room for a declared
+//!   length), answers a malformed head with 400 or 431, pipelines HTTP/1.1 requests, sends
+//!   `100 Continue` only when the body is read, and notices a client that closed its connection
+//!   while its response is pending or streaming (the response, and so the stream, is dropped).
+//! - [`ServeOptions::read_timeout`] bounds a request head, and also a kept-alive
+//!   connection waiting for its next request: hyper starts the timer as soon as it waits for a
+//!   head, so one timer answers slowloris and idle connections alike (the connection is closed).
+//! - [`ServeOptions::max_connections`] bounds the connections served at once: past it, new ones
+//!   wait in the kernel's accept queue until one closes, so memory stays bounded.
+//! - [`ServeOptions::send_timeout`] bounds how long a write may wait for a client that stopped
+//!   reading ([`tokio_io_timeout`]): a stalled client would otherwise hold its stream, and the
+//!   upstream request, forever.
+//! - Each piece of a request body must arrive within the same timeout
+//!   ([`RequestBodyTimeoutLayer`]); the handler reading it answers 408 ([`crate::extract`]). The
+//!   body's size limit is the application's (`crate::app`), so that its 413 carries the request
+//!   id and CORS headers like any other answer.
+//!
+//! Shutdown: when `stop` is cancelled, no connection is accepted any more and every
+//! connection is told to shut down gracefully (HTTP/1.1 finishes its response in progress,
+//! HTTP/2 sends `GOAWAY` and finishes its open streams); [`serve`] resolves once all are closed.
+
+use std::pin::{Pin, pin};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::service::TowerToHyperService;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
+use tokio_io_timeout::TimeoutStream;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tower::ServiceBuilder;
+use tower_http::timeout::RequestBodyTimeoutLayer;
+
+use crate::telemetry::prometheus::CLIENT_CONNECTIONS;
+
+/// After an accept error that is not about one connection (out of file descriptors), wait
+/// this long before accepting again rather than spin.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+
+/// hyper's smallest allowed read buffer limit. A request head larger than this is refused
+/// with 431; bodies are read in pieces and are not bounded by it.
+const MAX_BUF_SIZE: usize = 64 * 1024;
+
+/// HTTP/2 streams one connection may carry at once (each is a stream of the gateway, bounded
+/// again by `MIDSTREAM_MAX_STREAMS`).
+const MAX_CONCURRENT_H2_STREAMS: u32 = 256;
+
+/// Limits of the server.
+#[derive(Debug, Clone)]
+pub(crate) struct ServeOptions {
+    /// Connections served at once (`MIDSTREAM_MAX_CONNECTIONS`).
+    pub(crate) max_connections: usize,
+    /// A request head must arrive whole within this, a kept-alive connection is closed after
+    /// this long without a new request, and each piece of a request body must arrive within
+    /// this of the previous one (`MIDSTREAM_CLIENT_READ_TIMEOUT_MS`).
+    pub(crate) read_timeout: Duration,
+    /// Longest a response write may wait for the client to read
+    /// (`MIDSTREAM_CLIENT_SEND_TIMEOUT_MS`).
+    pub(crate) send_timeout: Duration,
+}
+
+/// A client connection as hyper reads and writes it: the socket, with a write timeout.
+type ClientIo = TokioIo<Pin<Box<TimeoutStream<TcpStream>>>>;
+
+/// Serves `router` on `listener` until `stop` is cancelled, then shuts every connection down
+/// gracefully and resolves once all have closed (see the module docs).
+pub(crate) async fn serve(
+    listener: TcpListener,
+    router: Router,
+    options: ServeOptions,
+    stop: CancellationToken,
+) {
+    let builder = Arc::new(builder(&options));
+    let slots = Arc::new(Semaphore::new(options.max_connections));
+    let service = TowerToHyperService::new(
+        ServiceBuilder::new()
+            .layer(RequestBodyTimeoutLayer::new(options.read_timeout))
+            .service(router),
+    );
+    let connections = TaskTracker::new();
+    loop {
+        let accepted = tokio::select! {
+            biased;
+            () = stop.cancelled() => break,
+            accepted = accept(&listener, &slots) => accepted,
+        };
+        let Some((stream, slot)) = accepted else {
+            continue;
+        };
+        let io = client_io(stream, options.send_timeout);
+        let (builder, service, stop) = (Arc::clone(&builder), service.clone(), stop.clone());
+        connections.spawn(async move {
+            let _slot = slot;
+            let _open = OpenConnection::count();
+            let mut connection = pin!(builder.serve_connection(io, service));
+            let mut stopping = false;
+            // Once `stop` is cancelled, the connection is asked to shut down gracefully and is
+            // driven on until it has.
+            let result = loop {
+                tokio::select! {
+                    result = connection.as_mut() => break result,
+                    () = stop.cancelled(), if !stopping => {
+                        stopping = true;
+                        connection.as_mut().graceful_shutdown();
+                    }
+                }
+            };
+            if let Err(error) = result {
+                tracing::debug!(%error, "client connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    connections.close();
+    connections.wait().await;
+}
+
+/// hyper's connection settings: HTTP/1.1 and HTTP/2 with the Tokio timer and executor.
+fn builder(options: &ServeOptions) -> auto::Builder<TokioExecutor> {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(options.read_timeout)
+        .keep_alive(true)
+        .max_buf_size(MAX_BUF_SIZE)
+        .writev(true);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(MAX_CONCURRENT_H2_STREAMS)
+        .max_header_list_size(u32::try_from(MAX_BUF_SIZE).unwrap_or(u32::MAX))
+        .keep_alive_interval(options.read_timeout)
+        .keep_alive_timeout(options.read_timeout);
+    builder
+}
+
+/// The next connection with its slot; `None` after an accept error (already handled).
+async fn accept(
+    listener: &TcpListener,
+    slots: &Arc<Semaphore>,
+) -> Option<(TcpStream, tokio::sync::OwnedSemaphorePermit)> {
+    // Waiting for a slot before accepting leaves excess connections in the kernel's queue.
+    let slot = Arc::clone(slots).acquire_owned().await.ok()?;
+    match listener.accept().await {
+        Ok((stream, _)) => {
+            // Nagle's algorithm would hold a stream's first small frame until the client ACKs
+            // the headers (up to 40 ms of delayed ACK): every token must leave at once.
+            if let Err(error) = stream.set_nodelay(true) {
+                tracing::debug!(%error, "could not set TCP_NODELAY");
+            }
+            Some((stream, slot))
+        }
+        Err(error) if is_connection_error(&error) => None,
+        Err(error) => {
+            tracing::error!(%error, "accepting connections failed; retrying");
+            tokio::time::sleep(ACCEPT_BACKOFF).await;
+            None
+        }
+    }
+}
+
+fn client_io(stream: TcpStream, send_timeout: Duration) -> ClientIo {
+    let mut io = TimeoutStream::new(stream);
+    io.set_write_timeout(Some(send_timeout));
+    TokioIo::new(Box::pin(io))
+}
+
+/// Errors that concern the one connection being accepted, not the listener.
+fn is_connection_error(error: &std::io::Error) -> bool {
+    matches!(
+        error.kind(),
+        std::io::ErrorKind::ConnectionRefused
+            | std::io::ErrorKind::ConnectionAborted
+            | std::io::ErrorKind::ConnectionReset
+    )
+}
+
+/// Counts a connection in `midstream_client_connections` while it lives.
+struct OpenConnection;
+
+impl OpenConnection {
+    fn count() -> OpenConnection {
+        metrics::gauge!(CLIENT_CONNECTIONS).increment(1);
+        OpenConnection
+    }
+}
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        metrics::gauge!(CLIENT_CONNECTIONS).decrement(1);
+    }
+}
