@@ -64,11 +64,6 @@ impl Analyzer {
         }
     }
 
-    /// The compiled rules.
-    pub fn detector(&self) -> &Arc<Detector> {
-        &self.detector
-    }
-
     /// The analysis of one stream.
     pub fn stream(&self, stream_id: Arc<str>) -> StreamAnalysis {
         let model =
