@@ -632,9 +632,8 @@ mod tests {
 
     #[test]
     fn the_file_is_validated_with_the_key_named() {
-        let dir = std::env::temp_dir().join(format!("midstream-config-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("temp dir");
-        let path = dir.join("bad.toml");
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("bad.toml");
         std::fs::write(
             &path,
             "[models]\nfast = { upstream = \"nowhere\", model = \"m\" }\n",
