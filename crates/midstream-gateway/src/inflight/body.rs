@@ -30,6 +30,7 @@ use axum::body::Body;
 use bytes::Bytes;
 use futures_util::future::BoxFuture;
 use http_body::{Body as HttpBody, Frame, SizeHint};
+use midstream_sse::{FrameKind, FrameSplitter, frame_data};
 use midstream_store::{OpenReceipt, StreamStatus};
 use tokio::time::Sleep;
 
@@ -40,7 +41,6 @@ use super::record::StreamRecord;
 use crate::error::ErrorBody;
 use crate::protocol::chunk::ChunkReader;
 use crate::sse::authored::{self, ChunkMeta};
-use crate::sse::frames::{FrameKind, FrameSplitter, frame_data};
 use crate::telemetry::prometheus as metric;
 use crate::upstream::{UpstreamError, UpstreamResponse};
 
