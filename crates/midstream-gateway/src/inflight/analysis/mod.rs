@@ -28,6 +28,7 @@ use bytes::Bytes;
 use futures_util::future::BoxFuture;
 use midstream_analysis::{Detector, ScanOutput, Scanner};
 use midstream_tools::{Dispatcher, StreamTools};
+use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
 
 use super::continuation::Continuation;
@@ -37,15 +38,37 @@ use crate::protocol::request::ChatRequest;
 use crate::upstream::{Route, UpstreamError, UpstreamResponse};
 use tool_calls::CallInfo;
 
-/// How the gateway treats `tool_calls` the model streams for tools it owns.
-#[derive(Debug, Clone, Default)]
+/// How the gateway treats `tool_calls` the model streams for tools it owns: the
+/// `[model_tools]` table of `midstream.toml`, read as it is (a missing key takes its default)
+/// and used as it is by every stream.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct ModelToolPolicy {
-    /// Tools the gateway executes when the model calls them.
+    /// Tools the gateway executes when the model calls them (none by default).
     pub owned: Arc<HashSet<String>>,
-    /// Continue the conversation with their results in follow-up upstream calls.
+    /// Continue the conversation with their results in follow-up upstream calls (whose tokens
+    /// continue the same client stream). Off by default.
+    #[serde(rename = "continue")]
     pub continue_with_results: bool,
-    /// Most follow-up calls per request.
+    /// Most follow-up calls per client request ([`ModelToolPolicy::DEFAULT_MAX_STEPS`] by
+    /// default).
     pub max_steps: u32,
+}
+
+impl ModelToolPolicy {
+    /// Follow-up calls per request when `max_steps` is not set: enough for a model that calls
+    /// a tool, reads the result and calls another, few enough to bound a runaway loop.
+    pub const DEFAULT_MAX_STEPS: u32 = 3;
+}
+
+impl Default for ModelToolPolicy {
+    fn default() -> Self {
+        ModelToolPolicy {
+            owned: Arc::default(),
+            continue_with_results: false,
+            max_steps: Self::DEFAULT_MAX_STEPS,
+        }
+    }
 }
 
 /// Compiled rules and registered tools, shared by every stream.
