@@ -29,11 +29,6 @@ impl Scanner {
         }
     }
 
-    /// The scope this scanner applies.
-    pub fn scope(&self) -> Scope {
-        self.scope
-    }
-
     /// True when the scope has redact or stop rules: the caller must then send
     /// [`ScanOutput::released`] instead of the text it fed. Released text lags the input by at
     /// most the longest redact/stop bound plus 3 bytes (see [`Scanner::held_back`]).

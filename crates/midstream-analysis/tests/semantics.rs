@@ -500,10 +500,60 @@ fn invalid_utf8_never_panics_and_is_released_lossily() {
 
 #[test]
 fn detector_and_scanner_are_thread_friendly() {
-    fn send_sync<T: Send + Sync>() {}
-    fn send<T: Send>() {}
-    send_sync::<Detector>();
-    send::<Scanner>();
+    let detector = load(WEATHER);
+    let texts = [
+        "the weather in Paris looks sunny",
+        "and the weather for New York is",
+        "nothing to look up here",
+    ];
+    // Scanners made on this thread, each moved to a thread of its own, all sharing one detector
+    // that the threads also use directly at the same time.
+    let scanners: Vec<Scanner> = texts
+        .iter()
+        .map(|_| Scanner::new(Arc::clone(&detector), Scope::Output))
+        .collect();
+    let per_thread: Vec<(Vec<String>, Vec<String>)> = std::thread::scope(|threads| {
+        let running: Vec<_> = texts
+            .iter()
+            .zip(scanners)
+            .map(|(text, mut scanner)| {
+                let detector = &detector;
+                threads.spawn(move || {
+                    let mut out = ScanOutput::default();
+                    for byte in text.as_bytes().chunks(1) {
+                        scanner.feed(byte, &mut out);
+                    }
+                    scanner.finish(&mut out);
+                    let whole = detector.scan_complete(Scope::Output, text);
+                    (matched(&out), matched(&whole))
+                })
+            })
+            .collect();
+        running
+            .into_iter()
+            .map(|thread| thread.join().expect("a scanning thread does not panic"))
+            .collect()
+    });
+    let streamed: Vec<Vec<String>> = per_thread.iter().map(|(s, _)| s.clone()).collect();
+    assert_eq!(
+        streamed,
+        [
+            vec!["weather in Paris".to_owned()],
+            vec!["weather for New York".to_owned()],
+            Vec::new(),
+        ]
+    );
+    for (streamed, whole) in &per_thread {
+        assert_eq!(
+            streamed, whole,
+            "the shared detector agrees with each scanner"
+        );
+    }
+}
+
+/// The matched text of each detection, in report order.
+fn matched(out: &ScanOutput) -> Vec<String> {
+    out.detections.iter().map(|d| d.matched.clone()).collect()
 }
 
 #[test]

@@ -1,7 +1,8 @@
 //! Recognising SSE frames in a streamed body, cheaply.
 //!
 //! The load generator shares the CPU with what it measures, so it does not parse JSON per
-//! chunk: it finds line ends with `memchr` and classifies each `data:` payload by looking
+//! chunk: the gateway's own splitter ([`FrameSplitter`]) cuts the body into frames without
+//! copying, and each frame's first `data:` payload is classified by looking
 //! for a few fixed markers (`"content":"`, `"midstream":`, `"type":"`, `"cached":true`,
 //! `[DONE]`, a leading `{"error"`). That is exact for the compact JSON that OpenAI, the mock
 //! and the gateway write: inside a JSON string every `"` is escaped, so a marker with its
@@ -9,11 +10,13 @@
 
 use std::sync::LazyLock;
 
+use bytes::Bytes;
 use memchr::memmem::Finder;
+use midstream_sse::FrameSplitter;
 use thiserror::Error;
 
-/// Longest line the scanner buffers; a longer one is a protocol error (no chunk is that big).
-pub const MAX_LINE_BYTES: usize = 1 << 20;
+/// Longest frame the scanner buffers; a longer one is a protocol error (no chunk is that big).
+pub const MAX_FRAME_BYTES: usize = 1 << 20;
 
 static MIDSTREAM: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"\"midstream\":"));
 static CONTENT: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"\"content\":"));
@@ -59,19 +62,25 @@ pub enum EventKind {
 /// The body broke the SSE framing.
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum SseError {
-    /// A line longer than [`MAX_LINE_BYTES`].
-    #[error("an SSE line is longer than {MAX_LINE_BYTES} bytes")]
-    LineTooLong,
+    /// A frame longer than [`MAX_FRAME_BYTES`].
+    #[error("an SSE frame is longer than {MAX_FRAME_BYTES} bytes")]
+    FrameTooLarge,
 }
 
 /// Incremental SSE scanner: feed it body bytes as they arrive, in any pieces.
 ///
-/// Holds at most one partial line ([`MAX_LINE_BYTES`]).
-#[derive(Debug, Default)]
+/// Holds at most one partial frame ([`MAX_FRAME_BYTES`]).
+#[derive(Debug)]
 pub struct SseScanner {
-    partial: Vec<u8>,
-    /// The kind of the event being read, from its first `data:` line.
-    pending: Option<FrameKind>,
+    splitter: FrameSplitter,
+}
+
+impl Default for SseScanner {
+    fn default() -> Self {
+        SseScanner {
+            splitter: FrameSplitter::new(MAX_FRAME_BYTES),
+        }
+    }
 }
 
 impl SseScanner {
@@ -79,45 +88,32 @@ impl SseScanner {
     ///
     /// # Errors
     ///
-    /// [`SseError::LineTooLong`] if a line grows past [`MAX_LINE_BYTES`].
+    /// [`SseError::FrameTooLarge`] if a frame grows past [`MAX_FRAME_BYTES`].
     pub fn feed(
         &mut self,
-        mut bytes: &[u8],
+        bytes: &Bytes,
         mut on_frame: impl FnMut(FrameKind),
     ) -> Result<(), SseError> {
-        while let Some(end) = memchr::memchr(b'\n', bytes) {
-            let (line, rest) = bytes.split_at(end);
-            bytes = &rest[1..];
-            if self.partial.is_empty() {
-                self.line(line, &mut on_frame);
-            } else {
-                let mut joined = std::mem::take(&mut self.partial);
-                joined.extend_from_slice(line);
-                self.line(&joined, &mut on_frame);
-                joined.clear();
-                self.partial = joined;
-            }
-        }
-        if self.partial.len() + bytes.len() > MAX_LINE_BYTES {
-            return Err(SseError::LineTooLong);
-        }
-        self.partial.extend_from_slice(bytes);
-        Ok(())
+        self.splitter
+            .push(bytes.clone(), |frame| scan_frame(&frame, &mut on_frame))
+            .map_err(|_| SseError::FrameTooLarge)
     }
+}
 
-    fn line(&mut self, line: &[u8], on_frame: &mut impl FnMut(FrameKind)) {
-        let line = line.strip_suffix(b"\r").unwrap_or(line);
-        if line.is_empty() {
-            if let Some(kind) = self.pending.take() {
-                on_frame(kind);
-            }
-        } else if line[0] == b':' {
+/// Reports each comment line of a frame, then the event, classified by its first `data:` line.
+fn scan_frame(frame: &[u8], on_frame: &mut impl FnMut(FrameKind)) {
+    let mut event = None;
+    for line in frame.split(|byte| matches!(byte, b'\n' | b'\r')) {
+        if line.first() == Some(&b':') {
             on_frame(FrameKind::Comment);
         } else if let Some(payload) = line.strip_prefix(b"data:")
-            && self.pending.is_none()
+            && event.is_none()
         {
-            self.pending = Some(classify(payload));
+            event = Some(classify(payload));
         }
+    }
+    if let Some(kind) = event {
+        on_frame(kind);
     }
 }
 
@@ -219,8 +215,8 @@ mod tests {
         let mut frames = Vec::new();
         for piece in pieces {
             scanner
-                .feed(piece, |kind| frames.push(kind))
-                .expect("short lines");
+                .feed(&Bytes::copy_from_slice(piece), |kind| frames.push(kind))
+                .expect("short frames");
         }
         frames
     }
@@ -299,10 +295,13 @@ mod tests {
     }
 
     #[test]
-    fn an_endless_line_is_an_error() {
+    fn an_endless_frame_is_an_error() {
         let mut scanner = SseScanner::default();
-        let long = vec![b'x'; MAX_LINE_BYTES];
+        let long = Bytes::from(vec![b'x'; MAX_FRAME_BYTES]);
         assert_eq!(scanner.feed(&long, |_| {}), Ok(()));
-        assert_eq!(scanner.feed(b"x", |_| {}), Err(SseError::LineTooLong));
+        assert_eq!(
+            scanner.feed(&Bytes::from_static(b"x"), |_| {}),
+            Err(SseError::FrameTooLarge)
+        );
     }
 }

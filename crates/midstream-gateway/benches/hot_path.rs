@@ -13,7 +13,7 @@ use bytes::Bytes;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use midstream_analysis::{Detector, ScanOutput, Scanner, Scope};
 use midstream_gateway::protocol::chunk::ChunkReader;
-use midstream_gateway::sse::frames::{FrameKind, FrameSplitter, frame_data};
+use midstream_sse::{FrameKind, FrameSplitter, frame_data};
 
 /// The recorded stream, cut into the reads a socket would deliver: one frame each.
 fn reads() -> Vec<Bytes> {

@@ -1,5 +1,7 @@
 //! The one place where failures become HTTP responses, in OpenAI's error shape:
-//! `{"error": {"message", "type", "code", "param"}}`.
+//! `{"error": {"message", "type", "code", "param"}}`. A failure after the SSE headers were
+//! sent is the same [`ApiError`], sent in-band as `data: {"error": ...}` with the same object
+//! ([`crate::sse::authored::error_frame`]), so an error reads the same before and after.
 //!
 //! 5xx bodies stay generic; the real cause travels in the response's extensions as
 //! [`ErrorDetail`] and is logged once by [`crate::app`]'s error-logging middleware.
@@ -37,7 +39,8 @@ pub struct ErrorEnvelope<'a> {
 #[derive(Debug, Clone)]
 pub struct ErrorDetail(pub String);
 
-/// Everything a request can fail with before its response starts.
+/// Everything a request can fail with, before its response starts (an HTTP error) or while it
+/// streams (an in-band error event, then the end).
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     /// The request is malformed or asks for something impossible (400).
@@ -91,6 +94,19 @@ pub enum ApiError {
     /// and rate-limit headers are passed through.
     #[error("upstream answered {}", .0.status)]
     UpstreamRejected(Box<ErrorReply>),
+    /// The upstream broke off a response it had started: it closed before the end or its
+    /// connection failed (502).
+    #[error("{0}")]
+    UpstreamDisconnected(String),
+    /// The upstream sent nothing for longer than the idle limit (504).
+    #[error("the upstream sent nothing for {} s", .0.as_secs())]
+    UpstreamIdle(Duration),
+    /// The upstream broke the SSE framing (a frame past the bound) (502).
+    #[error(transparent)]
+    UpstreamProtocol(#[from] midstream_sse::FrameTooLarge),
+    /// The gateway is shutting down and its grace period is over (503).
+    #[error("the gateway is shutting down")]
+    ShuttingDown,
     /// The database is unreachable (503).
     #[error("database unavailable")]
     StoreUnavailable(#[source] midstream_store::StoreError),
@@ -122,10 +138,13 @@ impl ApiError {
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            ApiError::Overloaded { .. } | ApiError::StoreUnavailable(_) => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
-            ApiError::UpstreamFailed { .. } => StatusCode::BAD_GATEWAY,
+            ApiError::Overloaded { .. }
+            | ApiError::StoreUnavailable(_)
+            | ApiError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::UpstreamFailed { .. }
+            | ApiError::UpstreamDisconnected(_)
+            | ApiError::UpstreamProtocol(_) => StatusCode::BAD_GATEWAY,
+            ApiError::UpstreamIdle(_) => StatusCode::GATEWAY_TIMEOUT,
             ApiError::UpstreamRejected(reply) => reply.status,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -150,6 +169,14 @@ impl ApiError {
             ApiError::UpstreamFailed { .. } | ApiError::UpstreamRejected(_) => {
                 ("upstream_error", Some("upstream_error"), None)
             }
+            ApiError::UpstreamDisconnected(_) => {
+                ("upstream_error", Some("upstream_disconnected"), None)
+            }
+            ApiError::UpstreamIdle(_) => ("upstream_error", Some("upstream_timeout"), None),
+            ApiError::UpstreamProtocol(_) => {
+                ("upstream_error", Some("upstream_protocol_error"), None)
+            }
+            ApiError::ShuttingDown => ("server_error", Some("shutting_down"), None),
             ApiError::StoreUnavailable(_) => ("server_error", Some("database_unavailable"), None),
             ApiError::Internal(_) => ("server_error", Some("internal_error"), None),
         };
@@ -278,6 +305,46 @@ mod tests {
             body_json(response).await,
             serde_json::json!({"error": {"message": "bad", "type": "invalid_request_error", "code": "invalid_json", "param": "messages"}})
         );
+    }
+
+    #[tokio::test]
+    async fn an_error_is_the_same_object_as_a_response_and_as_an_in_band_event() {
+        for (error, status, code) in [
+            (
+                ApiError::UpstreamDisconnected("closed early".into()),
+                StatusCode::BAD_GATEWAY,
+                "upstream_disconnected",
+            ),
+            (
+                ApiError::UpstreamIdle(Duration::from_secs(300)),
+                StatusCode::GATEWAY_TIMEOUT,
+                "upstream_timeout",
+            ),
+            (
+                ApiError::from(midstream_sse::FrameTooLarge(1024)),
+                StatusCode::BAD_GATEWAY,
+                "upstream_protocol_error",
+            ),
+            (
+                ApiError::ShuttingDown,
+                StatusCode::SERVICE_UNAVAILABLE,
+                "shutting_down",
+            ),
+        ] {
+            let frame = crate::sse::authored::error_frame(&error);
+            let in_band: serde_json::Value = serde_json::from_slice(
+                frame
+                    .strip_prefix(b"data: ")
+                    .and_then(|rest| rest.strip_suffix(b"\n\n"))
+                    .expect("one data frame"),
+            )
+            .expect("json");
+            let response = error.into_response();
+            assert_eq!(response.status(), status);
+            let body = body_json(response).await;
+            assert_eq!(body["error"]["code"], code);
+            assert_eq!(in_band, body, "{code}");
+        }
     }
 
     #[tokio::test]

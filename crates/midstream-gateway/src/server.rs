@@ -18,12 +18,13 @@ use tokio_util::task::TaskTracker;
 
 use crate::auth::Auth;
 use crate::config::Config;
-use crate::inflight::{Analyzer, InflightConfig, ModelToolPolicy};
+use crate::inflight::{Analyzer, InflightConfig};
 use crate::listener::ServeOptions;
+use crate::rules::RulesError;
 use crate::state::AppState;
 use crate::upstream::Router;
 use midstream_analysis::Action;
-use midstream_tools::{Dispatcher, DispatcherConfig, ToolsConfig, builtin_registry};
+use midstream_tools::{Dispatcher, DispatcherConfig, ToolError, ToolsConfig, builtin_registry};
 
 /// After the grace period, how long cut streams get to write their error and close.
 const CUT_STREAMS_GRACE: Duration = Duration::from_secs(5);
@@ -42,15 +43,26 @@ pub enum StartError {
          with `midstream keys create` or set MIDSTREAM_API_KEYS, or bind 127.0.0.1"
     )]
     OpenOnPublicAddress(SocketAddr),
-    /// The intent rules do not compile.
-    #[error("{0}")]
-    Rules(String),
-    /// A tool is misconfigured, or a rule or `[model_tools]` names a tool that does not exist.
+    /// The intent rules could not be loaded.
+    #[error(transparent)]
+    Rules(#[from] RulesError),
+    /// `[tools]` of `midstream.toml` is not valid.
+    #[error("midstream.toml: [tools]: {0}")]
+    ToolsConfig(String),
+    /// A tool could not be registered.
     #[error("tools: {0}")]
-    Tools(String),
+    Tools(#[from] ToolError),
+    /// A rule or `[model_tools]` names a tool that is not registered.
+    #[error("tools: {named_by} names tool {tool:?}, which is not registered")]
+    UnknownTool {
+        /// What names it: `intent "NAME"` or `[model_tools] owned`.
+        named_by: String,
+        /// The tool.
+        tool: String,
+    },
     /// The HTTP client could not be built (TLS set-up).
     #[error("HTTP client: {0}")]
-    Client(String),
+    Client(#[source] reqwest::Error),
     /// The listen address is taken or not permitted.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -113,7 +125,7 @@ impl Gateway {
             .pool_idle_timeout(Duration::from_secs(90))
             .tcp_nodelay(true)
             .build()
-            .map_err(|e| StartError::Client(e.to_string()))?;
+            .map_err(StartError::Client)?;
         let inflight = InflightConfig {
             keepalive: config.timeouts.keepalive,
             upstream_idle: config.timeouts.upstream_idle,
@@ -214,22 +226,19 @@ fn analyzer(
     client: &reqwest::Client,
     shutdown: CancellationToken,
 ) -> Result<Analyzer, StartError> {
-    let detector = crate::rules::load_detector(config).map_err(StartError::Rules)?;
+    let detector = crate::rules::load_detector(config)?;
     let tools: ToolsConfig = toml::Value::Table(config.file.tools.clone())
         .try_into()
-        .map_err(|e: toml::de::Error| {
-            StartError::Tools(format!("midstream.toml: [tools]: {}", e.message()))
-        })?;
-    let registry = builtin_registry(&tools, store.clone(), client.clone())
-        .map_err(|e| StartError::Tools(e.to_string()))?;
+        .map_err(|e: toml::de::Error| StartError::ToolsConfig(e.message().to_owned()))?;
+    let registry = builtin_registry(&tools, store.clone(), client.clone())?;
     for rule in detector.rules() {
         if let Action::Tool { tool, .. } = &rule.action
             && registry.get(tool).is_none()
         {
-            return Err(StartError::Tools(format!(
-                "intent {:?} calls tool {tool:?}, which is not registered",
-                rule.name
-            )));
+            return Err(StartError::UnknownTool {
+                named_by: format!("intent {:?}", rule.name),
+                tool: tool.clone(),
+            });
         }
     }
     if let Some(unknown) = config
@@ -238,9 +247,10 @@ fn analyzer(
         .iter()
         .find(|t| registry.get(t).is_none())
     {
-        return Err(StartError::Tools(format!(
-            "[model_tools] owned names {unknown:?}, which is not registered"
-        )));
+        return Err(StartError::UnknownTool {
+            named_by: "[model_tools] owned".to_owned(),
+            tool: unknown.clone(),
+        });
     }
     let dispatcher = Dispatcher::new(
         registry,
@@ -250,11 +260,7 @@ fn analyzer(
             ..DispatcherConfig::default()
         },
     );
-    let policy = ModelToolPolicy {
-        owned: Arc::new(config.model_tools.owned.iter().cloned().collect()),
-        continue_with_results: config.model_tools.continue_with_results,
-        max_steps: config.model_tools.max_steps,
-    };
+    let policy = config.model_tools.clone();
     tracing::info!(rules = detector.rules().len(), tools = ?dispatcher.registry().names().collect::<Vec<_>>(), "inflight analysis ready");
     Ok(Analyzer::new(
         Arc::new(detector),

@@ -3,6 +3,7 @@
 use proptest::prelude::*;
 use serde_json::{Value, json};
 
+use midstream_testkit::app::repository_root;
 use midstream_testkit::{TestApp, collect_sse};
 
 async fn post_raw(app: &TestApp, body: impl Into<reqwest::Body>) -> (u16, Value) {
@@ -255,7 +256,23 @@ async fn the_web_app_is_served_at_the_root() {
     let app = TestApp::start().await;
     let response = app.client.get(app.url("/")).send().await.expect("answer");
     assert_eq!(response.status(), 200);
-    assert!(response.text().await.expect("html").contains("MidStream"));
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .and_then(|value| value.to_str().ok())
+        .map(str::to_owned);
+    assert!(
+        content_type
+            .as_deref()
+            .is_some_and(|value| value.starts_with("text/html")),
+        "{content_type:?}"
+    );
+    let served = response.bytes().await.expect("the body");
+    let on_disk = std::fs::read(repository_root().join("web/index.html")).expect("web/index.html");
+    assert!(
+        served == on_disk,
+        "/ serves web/index.html as it is on disk"
+    );
 }
 
 /// One gateway for all property cases (a runtime of its own outlives each case).
@@ -302,10 +319,8 @@ proptest! {
 
 #[tokio::test]
 async fn the_example_configuration_starts_a_gateway() {
-    let example = std::fs::read_to_string(
-        midstream_testkit::app::repository_root().join("config/midstream.example.toml"),
-    )
-    .expect("the example file");
+    let example = std::fs::read_to_string(repository_root().join("config/midstream.example.toml"))
+        .expect("the example file");
     let app = TestApp::builder()
         .default_rules()
         .config_file(&example)
@@ -342,7 +357,7 @@ async fn a_rule_calling_an_unknown_tool_stops_the_start_with_one_line() {
         .expect_err("refused");
     assert_eq!(
         error,
-        "tools: intent \"x\" calls tool \"teleport\", which is not registered"
+        "tools: intent \"x\" names tool \"teleport\", which is not registered"
     );
     let error = TestApp::builder()
         .config_file("[[intent]]\nname = \"x\"\nregex = \"(unclosed\"\naction = \"emit\"\n")

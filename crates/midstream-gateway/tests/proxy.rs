@@ -579,7 +579,7 @@ async fn the_row_exists_before_the_first_token() {
 #[tokio::test]
 async fn shutdown_lets_open_streams_finish_within_the_grace_period() {
     let mock = MockUpstream::start().await;
-    let app = app_with(&mock).await;
+    let mut app = app_with(&mock).await;
     mock.push(Scenario::text(["slow ", "but ", "complete"]).delay(Duration::from_millis(150)));
     let response = app.chat(&stream_request()).await;
     let id = stream_id(&response);
@@ -600,7 +600,7 @@ async fn shutdown_lets_open_streams_finish_within_the_grace_period() {
 #[tokio::test]
 async fn streams_still_open_after_the_grace_period_are_cut_and_recorded_interrupted() {
     let mock = MockUpstream::start().await;
-    let app = TestApp::builder()
+    let mut app = TestApp::builder()
         .upstream(mock.base_url())
         .env("MIDSTREAM_SHUTDOWN_GRACE_SECS", "1")
         .start()

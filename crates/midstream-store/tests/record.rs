@@ -8,13 +8,15 @@ use midstream_store::{
     IntentRecord, NewCalendarEvent, NewMessage, NewStream, Recorder, RecorderConfig, Store,
     StoreOptions, StreamClose, StreamEvent, StreamStatus, ToolCallRecord, Usage,
 };
+use tempfile::TempDir;
 use tokio_util::task::TaskTracker;
 
-async fn sqlite(instance: &str) -> (Store, String) {
-    let dir =
-        std::env::temp_dir().join(format!("midstream-store-{}", uuid::Uuid::new_v4().simple()));
-    let url = format!("sqlite://{}/nested/record.db", dir.display());
-    (connect(&url, instance).await, url)
+/// A store in a fresh directory (in a subdirectory the store must create), removed when the
+/// returned `TempDir` is dropped.
+async fn sqlite(instance: &str) -> (Store, String, TempDir) {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let url = format!("sqlite://{}/nested/record.db", dir.path().display());
+    (connect(&url, instance).await, url, dir)
 }
 
 async fn postgres(instance: &str) -> (Store, String) {
@@ -421,7 +423,7 @@ async fn a_row_does_not_wait_for_a_whole_batch(store: Store) {
 macro_rules! on_both_backends {
     ($($name:ident),* $(,)?) => {
         mod sqlite_backend {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $name() { super::$name(super::sqlite("a").await.0).await; })*
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $name() { let (store, _, _dir) = super::sqlite("a").await; super::$name(store).await; })*
         }
         mod postgres_backend {
             $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $name() { super::$name(super::postgres("a").await.0).await; })*
@@ -441,7 +443,7 @@ on_both_backends!(
 
 #[tokio::test]
 async fn sqlite_interrupted_streams() {
-    let (store, url) = sqlite("a").await;
+    let (store, url, _dir) = sqlite("a").await;
     streams_left_open_are_marked_interrupted_only_for_this_instance(url, store).await;
 }
 
@@ -557,7 +559,7 @@ async fn connect_admin() -> sqlx::PgPool {
 async fn sqlite_stream_indexes_stay_usable_for_their_queries() {
     use sqlx::Connection;
 
-    let (_store, url) = sqlite("a").await;
+    let (_store, url, _dir) = sqlite("a").await;
     let mut connection = sqlx::SqliteConnection::connect(&url).await.expect("open");
     for (query, index) in [
         (

@@ -9,13 +9,14 @@ use midstream_gateway::config::Config;
 use midstream_gateway::server::{Gateway, StartError};
 use midstream_store::Store;
 use serde_json::Value;
+use tempfile::TempDir;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 /// Which database the app records into.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Database {
-    /// A SQLite file in a fresh temporary directory (the default).
+    /// A SQLite file in the app's temporary directory (the default).
     Sqlite,
     /// A fresh database on the test PostgreSQL server.
     Postgres,
@@ -26,6 +27,9 @@ pub enum Database {
 pub struct TestAppBuilder {
     env: HashMap<String, String>,
     database: Database,
+    /// Holds the SQLite file and the written `midstream.toml`; the [`TestApp`] keeps it, so it
+    /// is removed when the app is dropped.
+    dir: TempDir,
 }
 
 impl TestAppBuilder {
@@ -54,7 +58,7 @@ impl TestAppBuilder {
 
     /// Writes `toml` to a file and uses it as `midstream.toml`.
     pub fn config_file(self, toml: &str) -> Self {
-        let path = temp_dir().join("midstream.toml");
+        let path = self.dir.path().join("midstream.toml");
         std::fs::write(&path, toml).expect("write the test midstream.toml");
         self.env("MIDSTREAM_CONFIG", path.display().to_string())
     }
@@ -69,7 +73,7 @@ impl TestAppBuilder {
     /// Builds and starts the gateway, returning the start-up error (for tests of start-up refusals).
     pub async fn try_start(mut self) -> Result<TestApp, String> {
         let database_url = match self.database {
-            Database::Sqlite => format!("sqlite://{}/midstream.db", temp_dir().display()),
+            Database::Sqlite => format!("sqlite://{}/midstream.db", self.dir.path().display()),
             Database::Postgres => midstream_store::testing::fresh_postgres_url().await,
         };
         self.env
@@ -91,6 +95,7 @@ impl TestAppBuilder {
             client: reqwest::Client::new(),
             shutdown,
             task: Some(task),
+            _dir: self.dir,
         })
     }
 }
@@ -107,6 +112,8 @@ pub struct TestApp {
     pub client: reqwest::Client,
     shutdown: CancellationToken,
     task: Option<JoinHandle<Result<(), StartError>>>,
+    /// The app's files, removed when it is dropped.
+    _dir: TempDir,
 }
 
 impl TestApp {
@@ -124,6 +131,10 @@ impl TestApp {
                 ),
             ]),
             database: Database::Sqlite,
+            dir: tempfile::Builder::new()
+                .prefix("midstream-test-")
+                .tempdir()
+                .expect("create a temp dir"),
         }
     }
 
@@ -170,8 +181,9 @@ impl TestApp {
         response.json().await.expect("the record is JSON")
     }
 
-    /// Stops the server gracefully and returns how it ended.
-    pub async fn stop(mut self) -> Result<(), String> {
+    /// Stops the server gracefully and returns how it ended. The app's files (its SQLite
+    /// database) stay until the app is dropped, so the record can still be read afterwards.
+    pub async fn stop(&mut self) -> Result<(), String> {
         self.shutdown.cancel();
         match self.task.take() {
             Some(task) => match task.await {
@@ -192,18 +204,4 @@ impl Drop for TestApp {
 /// The repository root (this crate lives in `crates/midstream-testkit`).
 pub fn repository_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn temp_dir() -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("midstream-test-{}", uuid_like()));
-    std::fs::create_dir_all(&dir).expect("create a temp dir");
-    dir
-}
-
-fn uuid_like() -> String {
-    format!(
-        "{:016x}{:016x}",
-        rand::random::<u64>(),
-        rand::random::<u64>()
-    )
 }

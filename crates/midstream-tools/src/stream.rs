@@ -34,15 +34,6 @@ pub enum Start {
     },
 }
 
-impl Start {
-    /// The call id, new or earlier.
-    pub fn call_id(&self) -> &str {
-        match self {
-            Start::Started { call_id } | Start::Duplicate { call_id } => call_id,
-        }
-    }
-}
-
 /// How one call ended: the `tool.result` or `tool.error` event.
 #[derive(Debug, Clone)]
 pub struct ToolOutcome {
@@ -57,8 +48,6 @@ pub struct ToolOutcome {
     /// `true` when this call did not run the tool itself: the result came from the cache, or
     /// the call joined an identical execution that another call (of any stream) was running.
     pub cached: bool,
-    /// When the call was started.
-    pub started_at: std::time::Instant,
     /// From start to outcome.
     pub elapsed: Duration,
 }
@@ -167,7 +156,6 @@ impl StreamTools {
                 args,
                 result: Ok(value),
                 cached: true,
-                started_at: started_at.into_std(),
                 elapsed: started_at.elapsed(),
             });
             self.wake();
@@ -296,7 +284,6 @@ impl StreamTools {
             args,
             result: Err(error),
             cached: false,
-            started_at: started_at.into_std(),
             elapsed: started_at.elapsed(),
         });
         self.wake();
@@ -338,7 +325,6 @@ fn outcome_of(call: RunningCall, finished: Result<Finished, JoinError>) -> ToolO
         args: call.args,
         result,
         cached,
-        started_at: call.started_at.into_std(),
         elapsed,
     }
 }

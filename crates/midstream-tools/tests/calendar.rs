@@ -8,7 +8,6 @@
     reason = "a failed step fails the test by panicking"
 )]
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use midstream_store::{Store, StoreOptions};
@@ -17,6 +16,7 @@ use midstream_tools::{
     CallContext, Dispatcher, DispatcherConfig, Tool, ToolError, ToolRegistry, ToolSettings,
 };
 use serde_json::{Value, json};
+use tempfile::TempDir;
 use tokio_util::sync::CancellationToken;
 
 /// Wednesday 4 June 2025, 12:00 UTC.
@@ -24,23 +24,16 @@ const NOW_MS: i64 = 1_749_038_400_000;
 
 /// A SQLite database in a fresh directory, removed on drop.
 struct SqliteFile {
-    dir: PathBuf,
     store: Store,
+    _dir: TempDir,
 }
 
 impl SqliteFile {
     async fn open() -> Self {
-        let dir =
-            std::env::temp_dir().join(format!("midstream-tools-{}", uuid::Uuid::now_v7().simple()));
-        let url = format!("sqlite://{}", dir.join("calendar.db").display());
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("calendar.db").display());
         let store = Store::connect(&url, StoreOptions::default()).await.unwrap();
-        SqliteFile { dir, store }
-    }
-}
-
-impl Drop for SqliteFile {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
+        SqliteFile { store, _dir: dir }
     }
 }
 

@@ -1,11 +1,11 @@
 //! The `[tools]` table and the built-in registry it configures.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use midstream_store::{Store, StoreOptions};
 use midstream_tools::{ToolSettings, ToolsConfig, builtin_registry};
 use serde::Deserialize;
+use tempfile::TempDir;
 
 /// The part of `midstream.toml` this crate reads.
 #[derive(Debug, Deserialize)]
@@ -17,10 +17,10 @@ fn parse(text: &str) -> Result<ToolsConfig, toml::de::Error> {
     toml::from_str::<File>(text).map(|file| file.tools)
 }
 
-async fn store() -> (Store, PathBuf) {
-    let dir =
-        std::env::temp_dir().join(format!("midstream-tools-{}", uuid::Uuid::now_v7().simple()));
-    let url = format!("sqlite://{}", dir.join("tools.db").display());
+/// A store in a fresh directory, removed when the returned `TempDir` is dropped.
+async fn store() -> (Store, TempDir) {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let url = format!("sqlite://{}", dir.path().join("tools.db").display());
     (
         Store::connect(&url, StoreOptions::default())
             .await
@@ -91,7 +91,7 @@ fn unknown_keys_are_refused_by_name() {
 
 #[tokio::test]
 async fn the_builtin_registry_holds_both_tools_with_their_settings() {
-    let (store, dir) = store().await;
+    let (store, _dir) = store().await;
     let registry =
         builtin_registry(&ToolsConfig::default(), store, reqwest::Client::new()).unwrap();
     assert_eq!(
@@ -118,21 +118,19 @@ async fn the_builtin_registry_holds_both_tools_with_their_settings() {
         described[1].parameters["required"],
         serde_json::json!(["city"])
     );
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[tokio::test]
 async fn a_zero_cache_ttl_turns_caching_off() {
-    let (store, dir) = store().await;
+    let (store, _dir) = store().await;
     let config = parse("[tools.weather]\ncache_ttl_s = 0").unwrap();
     let registry = builtin_registry(&config, store, reqwest::Client::new()).unwrap();
     assert_eq!(registry.get("weather").unwrap().settings().cache_ttl, None);
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[tokio::test]
 async fn invalid_values_name_their_key() {
-    let (store, dir) = store().await;
+    let (store, _dir) = store().await;
     for (text, key) in [
         (
             "[tools.weather]\ntimeout_ms = 0",
@@ -160,5 +158,4 @@ async fn invalid_values_name_their_key() {
         assert_eq!(error.code(), "invalid_config", "{text}: {error}");
         assert!(error.to_string().contains(key), "{text}: {error}");
     }
-    let _ = std::fs::remove_dir_all(dir);
 }

@@ -691,12 +691,53 @@ async fn poll_outcome_reports_idle_and_a_start_wakes_the_poller() {
 
 #[test]
 fn handles_can_move_between_threads() {
-    fn send<T: Send>() {}
-    fn send_sync<T: Send + Sync>() {}
-    send::<StreamTools>();
-    send_sync::<Dispatcher>();
-    send_sync::<midstream_tools::ToolCache>();
-    send_sync::<ToolOutcome>();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    let (probe, gate) = Probe::gated("gated");
+    let probe = Arc::new(probe);
+    let dispatcher = dispatcher(
+        vec![(Arc::clone(&probe), settings(LONG, Some(LONG)))],
+        DispatcherConfig::default(),
+    );
+    let args = json!({"n": 1});
+
+    // A call started on this thread is let through and collected on another; its outcome
+    // comes back here.
+    let mut tools = stream(&dispatcher, "moved");
+    let call_id = runtime.block_on(async { started(tools.start("gated", args.clone())) });
+    let handle = runtime.handle().clone();
+    let outcome = std::thread::spawn(move || {
+        gate.add_permits(1);
+        handle.block_on(tools.next_outcome())
+    })
+    .join()
+    .expect("the collecting thread does not panic")
+    .expect("one call was in flight");
+    assert_eq!(outcome.call_id, call_id);
+    assert!(!outcome.cached);
+    assert_eq!(outcome.result.expect("the call succeeds")["run"], 1);
+
+    // A clone of the dispatcher on another thread shares its cache: the same call is a hit there.
+    let shared = dispatcher.clone();
+    let handle = runtime.handle().clone();
+    let call = args.clone();
+    let again = std::thread::spawn(move || {
+        handle.block_on(async {
+            let mut tools = stream(&shared, "other thread");
+            started(tools.start("gated", call));
+            tools.next_outcome().await
+        })
+    })
+    .join()
+    .expect("the other thread does not panic")
+    .expect("one call was in flight");
+    assert!(again.cached);
+    assert_eq!(again.result.expect("the cached result")["run"], 1);
+    assert_eq!(probe.runs(), 1);
+    assert!(dispatcher.cache().contains("gated", &args));
 }
 
 #[tokio::test(start_paused = true)]

@@ -5,6 +5,8 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
+use crate::inflight::ModelToolPolicy;
+
 /// The whole file. Every section is optional.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -23,7 +25,7 @@ pub struct FileConfig {
     pub tools: toml::Table,
     /// What the gateway does with `tool_calls` the model streams for tools it owns.
     #[serde(default)]
-    pub model_tools: Option<FileModelTools>,
+    pub model_tools: ModelToolPolicy,
 }
 
 /// One `[upstreams.NAME]` table.
@@ -45,19 +47,4 @@ pub struct FileModel {
     pub upstream: String,
     /// The model name sent upstream.
     pub model: String,
-}
-
-/// `[model_tools]`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct FileModelTools {
-    /// Tool names the gateway executes when the model calls them.
-    #[serde(default)]
-    pub owned: Vec<String>,
-    /// Whether to continue the conversation with the results (a follow-up upstream call whose
-    /// tokens continue the same client stream).
-    #[serde(default, rename = "continue")]
-    pub continue_with_results: bool,
-    /// Most follow-up calls per client request.
-    pub max_steps: Option<u32>,
 }

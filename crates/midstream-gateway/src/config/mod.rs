@@ -24,8 +24,10 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use http::HeaderValue;
-use midstream_store::RecorderConfig;
+use midstream_store::{RecorderConfig, StoreOptions};
+use midstream_tools::DispatcherConfig;
 
+use crate::inflight::{InflightConfig, ModelToolPolicy};
 use env::EnvExt;
 pub use env::{Env, ProcessEnv};
 pub use file::FileConfig;
@@ -186,17 +188,6 @@ pub struct Timeouts {
     pub client_send: Duration,
 }
 
-/// What to do with `tool_calls` the model streams for tools the gateway owns.
-#[derive(Debug, Clone, Default)]
-pub struct ModelToolsConfig {
-    /// Tool names the gateway executes.
-    pub owned: Vec<String>,
-    /// Continue the conversation with the results in a follow-up upstream call.
-    pub continue_with_results: bool,
-    /// Most follow-up calls per request.
-    pub max_steps: u32,
-}
-
 /// Bounds on tool calls.
 #[derive(Debug, Clone)]
 pub struct ToolLimits {
@@ -242,7 +233,7 @@ pub struct Config {
     /// `midstream.toml`, when one was loaded.
     pub file: FileConfigSummary,
     /// `[model_tools]`.
-    pub model_tools: ModelToolsConfig,
+    pub model_tools: ModelToolPolicy,
     /// `MIDSTREAM_TOOLS_MAX_CONCURRENT`, `MIDSTREAM_TOOLS_MAX_PER_STREAM`.
     pub tool_limits: ToolLimits,
 }
@@ -275,17 +266,15 @@ impl Config {
         };
         let upstreams = upstreams(env, &file)?;
         let models = models(&file, &upstreams)?;
-        let model_tools = file
-            .model_tools
-            .map_or_else(ModelToolsConfig::default, |t| ModelToolsConfig {
-                owned: t.owned,
-                continue_with_results: t.continue_with_results,
-                max_steps: t.max_steps.unwrap_or(3),
-            });
         let intents_file = match env.get("MIDSTREAM_INTENTS") {
             Some(path) => Some(PathBuf::from(path)),
             None => Some(PathBuf::from(DEFAULT_INTENTS_FILE)).filter(|p| p.exists()),
         };
+        // The defaults of what the crates own are theirs: each is defined once, there.
+        let store = StoreOptions::default();
+        let inflight = InflightConfig::default();
+        let recorder = RecorderConfig::default();
+        let tools = DispatcherConfig::default();
         Ok(Config {
             addr: env.parse_or(
                 "MIDSTREAM_ADDR",
@@ -293,13 +282,16 @@ impl Config {
                 "a socket address like 127.0.0.1:8080",
             )?,
             database_url: database_url(env)?,
-            db_max_connections: u32::try_from(env.positive_or("MIDSTREAM_DB_MAX_CONNECTIONS", 8)?)
-                .map_err(|_| {
-                    ConfigError::invalid("MIDSTREAM_DB_MAX_CONNECTIONS", "", "at most 4294967295")
-                })?,
+            db_max_connections: u32::try_from(env.positive_or(
+                "MIDSTREAM_DB_MAX_CONNECTIONS",
+                u64::from(store.max_connections),
+            )?)
+            .map_err(|_| {
+                ConfigError::invalid("MIDSTREAM_DB_MAX_CONNECTIONS", "", "at most 4294967295")
+            })?,
             instance_id: env
                 .get("MIDSTREAM_INSTANCE_ID")
-                .unwrap_or_else(default_instance_id),
+                .unwrap_or_else(|| default_instance_id(store.instance_id)),
             log_format: match env.get("MIDSTREAM_LOG_FORMAT").as_deref() {
                 None | Some("pretty") => LogFormat::Pretty,
                 Some("json") => LogFormat::Json,
@@ -329,21 +321,35 @@ impl Config {
             timeouts: Timeouts {
                 upstream_connect: millis(env, "MIDSTREAM_UPSTREAM_CONNECT_TIMEOUT_MS", 10_000)?,
                 upstream_headers: millis(env, "MIDSTREAM_UPSTREAM_HEADERS_TIMEOUT_MS", 120_000)?,
-                upstream_idle: millis(env, "MIDSTREAM_UPSTREAM_IDLE_TIMEOUT_MS", 300_000)?,
-                keepalive: Duration::from_secs(env.positive_or("MIDSTREAM_KEEPALIVE_SECS", 15)?),
+                upstream_idle: millis(
+                    env,
+                    "MIDSTREAM_UPSTREAM_IDLE_TIMEOUT_MS",
+                    as_millis(inflight.upstream_idle),
+                )?,
+                keepalive: Duration::from_secs(
+                    env.positive_or("MIDSTREAM_KEEPALIVE_SECS", inflight.keepalive.as_secs())?,
+                ),
                 shutdown_grace: Duration::from_secs(env.parse_or(
                     "MIDSTREAM_SHUTDOWN_GRACE_SECS",
                     30,
                     "a number of seconds",
                 )?),
-                record_open_wait: millis(env, "MIDSTREAM_RECORD_OPEN_WAIT_MS", 2_000)?,
+                record_open_wait: millis(
+                    env,
+                    "MIDSTREAM_RECORD_OPEN_WAIT_MS",
+                    as_millis(inflight.record_open_wait),
+                )?,
                 client_read: millis(env, "MIDSTREAM_CLIENT_READ_TIMEOUT_MS", 30_000)?,
                 client_send: millis(env, "MIDSTREAM_CLIENT_SEND_TIMEOUT_MS", 60_000)?,
             },
             recorder: RecorderConfig {
-                queue_capacity: usize_of(env, "MIDSTREAM_RECORDER_QUEUE", 65_536)?,
-                buffer_limit: usize_of(env, "MIDSTREAM_RECORDER_BUFFER", 100_000)?,
-                flush_interval: millis(env, "MIDSTREAM_RECORDER_FLUSH_MS", 250)?,
+                queue_capacity: usize_of(env, "MIDSTREAM_RECORDER_QUEUE", recorder.queue_capacity)?,
+                buffer_limit: usize_of(env, "MIDSTREAM_RECORDER_BUFFER", recorder.buffer_limit)?,
+                flush_interval: millis(
+                    env,
+                    "MIDSTREAM_RECORDER_FLUSH_MS",
+                    as_millis(recorder.flush_interval),
+                )?,
             },
             api_keys: env
                 .list("MIDSTREAM_API_KEYS")
@@ -361,10 +367,18 @@ impl Config {
                 intent: file.intent,
                 tools: file.tools,
             },
-            model_tools,
+            model_tools: file.model_tools,
             tool_limits: ToolLimits {
-                max_concurrent: usize_of(env, "MIDSTREAM_TOOLS_MAX_CONCURRENT", 256)?,
-                max_per_stream: usize_of(env, "MIDSTREAM_TOOLS_MAX_PER_STREAM", 8)?,
+                max_concurrent: usize_of(
+                    env,
+                    "MIDSTREAM_TOOLS_MAX_CONCURRENT",
+                    tools.max_concurrent,
+                )?,
+                max_per_stream: usize_of(
+                    env,
+                    "MIDSTREAM_TOOLS_MAX_PER_STREAM",
+                    tools.max_per_stream,
+                )?,
             },
         })
     }
@@ -515,8 +529,8 @@ fn cors_origins(env: &dyn Env) -> Result<Vec<HeaderValue>, ConfigError> {
         .collect()
 }
 
-fn usize_of(env: &dyn Env, key: &'static str, default: u64) -> Result<usize, ConfigError> {
-    let value = env.positive_or(key, default)?;
+fn usize_of(env: &dyn Env, key: &'static str, default: usize) -> Result<usize, ConfigError> {
+    let value = env.positive_or(key, u64::try_from(default).unwrap_or(u64::MAX))?;
     usize::try_from(value).map_err(|_| ConfigError::invalid(key, &value.to_string(), "smaller"))
 }
 
@@ -524,13 +538,19 @@ fn millis(env: &dyn Env, key: &'static str, default: u64) -> Result<Duration, Co
     Ok(Duration::from_millis(env.positive_or(key, default)?))
 }
 
-/// The host name, so replicas sharing a database tell their streams apart.
-fn default_instance_id() -> String {
+/// A default duration as the milliseconds its variable is given in.
+fn as_millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// The host name, so replicas sharing a database tell their streams apart; `fallback` when
+/// there is none.
+fn default_instance_id(fallback: String) -> String {
     std::fs::read_to_string("/etc/hostname")
         .ok()
         .map(|h| h.trim().to_owned())
         .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "local".to_owned())
+        .unwrap_or(fallback)
 }
 
 #[cfg(test)]
@@ -553,6 +573,26 @@ mod tests {
         assert!(config.upstreams.default.is_none());
         assert_eq!(config.log_format, LogFormat::Pretty);
         assert_eq!(config.recorder.flush_interval, Duration::from_millis(250));
+    }
+
+    #[test]
+    fn model_tools_are_read_into_the_policy_the_streams_use_with_its_defaults() {
+        let config = load(&[("MIDSTREAM_CONFIG", "")]).expect("defaults are valid");
+        assert_eq!(config.model_tools, ModelToolPolicy::default());
+        let file: FileConfig =
+            toml::from_str("[model_tools]\nowned = [\"weather\"]\n").expect("valid");
+        assert!(file.model_tools.owned.contains("weather"));
+        assert!(!file.model_tools.continue_with_results);
+        assert_eq!(
+            file.model_tools.max_steps,
+            ModelToolPolicy::DEFAULT_MAX_STEPS
+        );
+        let error =
+            toml::from_str::<FileConfig>("[model_tools]\nsteps = 2\n").expect_err("unknown key");
+        assert!(
+            error.to_string().contains("unknown field `steps`"),
+            "{error}"
+        );
     }
 
     #[test]
@@ -633,9 +673,8 @@ mod tests {
 
     #[test]
     fn the_file_is_validated_with_the_key_named() {
-        let dir = std::env::temp_dir().join(format!("midstream-config-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("temp dir");
-        let path = dir.join("bad.toml");
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("bad.toml");
         std::fs::write(
             &path,
             "[models]\nfast = { upstream = \"nowhere\", model = \"m\" }\n",
@@ -686,36 +725,55 @@ mod tests {
         );
     }
 
-    /// Every variable this module reads is documented in `.env.example`, and every documented
-    /// default is accepted as-is (the file can be copied to `.env` unchanged).
+    /// An environment that remembers every key the configuration asks for, so the test sees
+    /// the variables actually read (names built at run time included), not those spelled in
+    /// the source.
+    struct RecordingEnv<'a> {
+        inner: &'a dyn Env,
+        asked: std::cell::RefCell<std::collections::BTreeSet<String>>,
+    }
+
+    impl Env for RecordingEnv<'_> {
+        fn get(&self, key: &str) -> Option<String> {
+            self.asked.borrow_mut().insert(key.to_owned());
+            self.inner.get(key)
+        }
+    }
+
+    /// Every variable [`Config::load`] reads is documented in `.env.example`, and every
+    /// documented default is accepted as-is (the file can be copied to `.env` unchanged).
     #[test]
     fn env_example_documents_every_variable() {
         let example = include_str!("../../../../.env.example");
-        let source = include_str!("mod.rs");
-        let mut read: Vec<&str> = source
-            .split('"')
-            .filter(|s| {
-                (s.len() > "MIDSTREAM_".len()
-                    && s.starts_with("MIDSTREAM_")
-                    && s.chars().all(|c| c.is_ascii_uppercase() || c == '_'))
-                    || ["DATABASE_URL", "UPSTREAM_BASE_URL", "OPENAI_API_KEY"].contains(s)
-            })
-            .collect();
-        read.sort_unstable();
-        read.dedup();
-        assert!(read.len() > 20, "{read:?}");
-        for key in read {
-            assert!(
-                example.lines().any(|l| l.starts_with(&format!("{key}="))),
-                "{key} is not in .env.example"
-            );
-        }
-        let documented: HashMap<&str, &str> = example
+        let mut env: HashMap<&str, &str> = example
             .lines()
             .filter(|l| !l.starts_with('#'))
             .filter_map(|l| l.split_once('='))
             .filter(|(key, _)| *key != "MIDSTREAM_CONFIG")
             .collect();
-        Config::load(&documented).expect("the documented defaults are valid");
+        // Some keys are read only when another is set: the upstream key only with an upstream.
+        env.insert("UPSTREAM_BASE_URL", "https://api.openai.com/v1");
+        let recording = RecordingEnv {
+            inner: &env,
+            asked: Default::default(),
+        };
+        Config::load(&recording).expect("the documented defaults are valid");
+        let asked = recording.asked.into_inner();
+        assert!(asked.len() > 20, "{asked:?}");
+        // Standard variables such as the proxies are read in either case and documented once, in
+        // upper case, commented out because they are not ours to default.
+        let documented = |key: &str| {
+            example.lines().any(|line| {
+                let line = line.strip_prefix("# ").unwrap_or(line);
+                line.strip_prefix(key)
+                    .is_some_and(|rest| rest.starts_with('='))
+            })
+        };
+        for key in &asked {
+            assert!(
+                documented(key) || documented(&key.to_ascii_uppercase()),
+                "{key} is read but not in .env.example"
+            );
+        }
     }
 }

@@ -30,6 +30,7 @@ use axum::body::Body;
 use bytes::Bytes;
 use futures_util::future::BoxFuture;
 use http_body::{Body as HttpBody, Frame, SizeHint};
+use midstream_sse::{FrameKind, FrameSplitter, frame_data};
 use midstream_store::{OpenReceipt, StreamStatus};
 use tokio::time::Sleep;
 
@@ -37,10 +38,9 @@ use super::analysis::{Forward, StreamAnalysis};
 use super::layer::InflightConfig;
 use super::plan::StreamPlan;
 use super::record::StreamRecord;
-use crate::error::ErrorBody;
+use crate::error::ApiError;
 use crate::protocol::chunk::ChunkReader;
 use crate::sse::authored::{self, ChunkMeta};
-use crate::sse::frames::{FrameKind, FrameSplitter, frame_data};
 use crate::telemetry::prometheus as metric;
 use crate::upstream::{UpstreamError, UpstreamResponse};
 
@@ -158,7 +158,7 @@ impl InflightBody {
         }
         self.frames = frames;
         if let Err(too_large) = pushed {
-            self.fail(too_large.to_string(), "upstream_protocol_error");
+            self.fail(ApiError::from(too_large));
         }
     }
 
@@ -286,10 +286,9 @@ impl InflightBody {
         let continuing = self.analysis.continues_after_tools();
         if !self.saw_done && !self.saw_finish && !continuing && self.upstream_error.is_none() {
             metrics::counter!(metric::UPSTREAM_ERRORS, "kind" => "truncated").increment(1);
-            self.fail(
+            self.fail(ApiError::UpstreamDisconnected(
                 "the upstream closed the stream before it finished".to_owned(),
-                "upstream_disconnected",
-            );
+            ));
             return;
         }
         if !self.saw_finish {
@@ -307,15 +306,11 @@ impl InflightBody {
 
     /// Ends the stream with an in-band error: `data: {"error": ...}`, then the body ends without
     /// `[DONE]` (docs/architecture.md, "Events inside the OpenAI-compatible stream").
-    fn fail(&mut self, message: String, code: &'static str) {
+    fn fail(&mut self, error: ApiError) {
         self.flush_early_events();
-        self.out.push_back(authored::error_frame(&ErrorBody {
-            message: message.clone(),
-            kind: "upstream_error",
-            code: Some(code),
-            param: None,
-        }));
-        self.record.close(StreamStatus::Failed, Some(message));
+        self.out.push_back(authored::error_frame(&error));
+        self.record
+            .close(StreamStatus::Failed, Some(error.to_string()));
         self.upstream = Body::empty();
         self.analysis.cancel();
         self.phase = Phase::Done;
@@ -345,12 +340,8 @@ impl InflightBody {
     /// Keep-alives and the idle limit; called only when nothing else is ready.
     fn poll_timers(&mut self, cx: &mut Context<'_>) -> Poll<()> {
         if self.shutdown.shutting_down(cx) {
-            self.out.push_back(authored::error_frame(&ErrorBody {
-                message: "the gateway is shutting down".to_owned(),
-                kind: "server_error",
-                code: Some("shutting_down"),
-                param: None,
-            }));
+            self.out
+                .push_back(authored::error_frame(&ApiError::ShuttingDown));
             self.record.close(
                 StreamStatus::Interrupted,
                 Some("the gateway shut down".to_owned()),
@@ -367,13 +358,7 @@ impl InflightBody {
         let streaming = matches!(self.phase, Phase::Streaming);
         if streaming && now.duration_since(self.timers.last_upstream) >= self.timers.idle_limit {
             metrics::counter!(metric::UPSTREAM_ERRORS, "kind" => "idle").increment(1);
-            self.fail(
-                format!(
-                    "the upstream sent nothing for {} s",
-                    self.timers.idle_limit.as_secs()
-                ),
-                "upstream_timeout",
-            );
+            self.fail(ApiError::UpstreamIdle(self.timers.idle_limit));
             return Poll::Ready(());
         }
         let ping_due = self.timers.last_sent + self.timers.keepalive;
@@ -443,10 +428,9 @@ impl HttpBody for InflightBody {
                         Poll::Ready(Some(Err(error))) => {
                             metrics::counter!(metric::UPSTREAM_ERRORS, "kind" => "body")
                                 .increment(1);
-                            this.fail(
-                                format!("the upstream connection failed: {error}"),
-                                "upstream_disconnected",
-                            );
+                            this.fail(ApiError::UpstreamDisconnected(format!(
+                                "the upstream connection failed: {error}"
+                            )));
                         }
                         Poll::Ready(None) => this.on_upstream_end(),
                         Poll::Pending => ready!(this.poll_timers(cx)),
@@ -471,10 +455,7 @@ impl HttpBody for InflightBody {
                     Poll::Ready(Err(error)) => {
                         metrics::counter!(metric::UPSTREAM_ERRORS, "kind" => error.kind())
                             .increment(1);
-                        this.fail(
-                            format!("the follow-up request with tool results failed: {error}"),
-                            "upstream_error",
-                        );
+                        this.fail(ApiError::from(error));
                     }
                     Poll::Pending => ready!(this.poll_timers(cx)),
                 },

@@ -15,7 +15,8 @@
 //! | `future.rs` | [`ResponseFuture`], picks the plan out of the response |
 //! | `body.rs` | [`InflightBody`], the streaming body (the hot path) |
 //! | `complete.rs` | non-streaming completions |
-//! | `analysis.rs` | [`Analyzer`] and [`StreamAnalysis`]: scanner + tools of one stream |
+//! | `analysis/` | [`Analyzer`] and [`StreamAnalysis`]: scanner + tools of one stream |
+//! | `continuation.rs` | the follow-up upstream request with the results of the model's calls |
 //! | `events.rs` | the `intent` / `tool.*` events, as JSON |
 //! | `model_calls.rs` | `tool_calls` the model streams, assembled |
 //! | `record.rs` | [`StreamRecord`], the stream's record, closed exactly once |
@@ -25,6 +26,7 @@
 mod analysis;
 mod body;
 mod complete;
+mod continuation;
 mod events;
 mod future;
 mod layer;

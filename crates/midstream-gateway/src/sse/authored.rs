@@ -9,7 +9,7 @@
 use bytes::{BufMut, Bytes, BytesMut};
 use serde::Serialize;
 
-use crate::error::{ErrorBody, ErrorEnvelope};
+use crate::error::{ApiError, ErrorEnvelope};
 
 /// The stream terminator, exactly as the SDKs expect it.
 pub const DONE: &[u8] = b"data: [DONE]\n\n";
@@ -89,11 +89,17 @@ impl ChunkMeta {
     }
 }
 
-/// `data: {"error": {...}}` — how a failure is reported once streaming has started.
-pub fn error_frame(error: &ErrorBody) -> Bytes {
+/// `data: {"error": {...}}` — how a failure is reported once streaming has started: the same
+/// error object [`ApiError`] gives an HTTP response.
+pub fn error_frame(error: &ApiError) -> Bytes {
     let mut out = BytesMut::with_capacity(128);
     out.put_slice(b"data: ");
-    write_json(&mut out, &ErrorEnvelope { error });
+    write_json(
+        &mut out,
+        &ErrorEnvelope {
+            error: &error.body(),
+        },
+    );
     out.put_slice(b"\n\n");
     out.freeze()
 }
@@ -152,12 +158,15 @@ mod tests {
             "content_filter"
         );
         assert_eq!(parse(&meta.content("x"))["model"], "demo \"model\"");
-        let error = ErrorBody {
-            message: "boom \"quoted\"".into(),
-            kind: "upstream_error",
-            code: Some("upstream_error"),
-            param: None,
-        };
+        let error = ApiError::UpstreamDisconnected("boom \"quoted\"".into());
+        assert_eq!(
+            parse(&error_frame(&error))["error"],
+            serde_json::to_value(ErrorEnvelope {
+                error: &error.body()
+            })
+            .expect("json")["error"],
+            "the in-band error is the object an HTTP response would carry"
+        );
         assert_eq!(
             parse(&error_frame(&error))["error"]["message"],
             "boom \"quoted\""

@@ -13,6 +13,9 @@
 //! keep-alives, stray `event:` lines and junk lines. A final block without its blank line
 //! is not a frame (the spec discards it too).
 
+use bytes::Bytes;
+use midstream_sse::FrameSplitter;
+
 /// One block of lines ended by a blank line.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SseFrame {
@@ -39,26 +42,34 @@ pub enum SseParseError {
     },
 }
 
-/// Parses bytes pushed in any split into [`SseFrame`]s.
-#[derive(Debug, Default)]
+/// Parses bytes pushed in any split into [`SseFrame`]s. Frames are cut by the gateway's own
+/// splitter ([`FrameSplitter`]), so the tests see frame ends exactly where the gateway does;
+/// this only reads their fields.
+#[derive(Debug)]
 pub struct SseParser {
-    /// Bytes of the line being read.
-    line: Vec<u8>,
-    /// The previous byte was a CR, so an LF right after it ends nothing new.
-    after_cr: bool,
+    splitter: FrameSplitter,
     /// No line has ended yet (the byte-order mark is only skipped on the first line).
     seen_line: bool,
-    frame: SseFrame,
-    /// The current block has at least one line.
-    frame_started: bool,
-    /// Bytes of the current block's finished lines.
-    frame_bytes: usize,
+    /// The splitter's frame ended by a `\r` at the end of a push was returned already; the
+    /// splitter hands it out again with the next push, to be skipped then.
+    returned_cr_frame: bool,
 }
 
 const BYTE_ORDER_MARK: &[u8] = b"\xEF\xBB\xBF";
 
+impl Default for SseParser {
+    fn default() -> Self {
+        SseParser {
+            splitter: FrameSplitter::new(Self::MAX_FRAME_BYTES),
+            seen_line: false,
+            returned_cr_frame: false,
+        }
+    }
+}
+
 impl SseParser {
-    /// Largest frame accepted, in bytes (16 MiB): the parser's memory bound.
+    /// Largest frame accepted, in bytes, line ends included (16 MiB): the parser's memory
+    /// bound.
     pub const MAX_FRAME_BYTES: usize = 16 * 1024 * 1024;
 
     /// A parser at the start of a stream.
@@ -74,75 +85,105 @@ impl SseParser {
     /// parser then drops that frame and the rest of `bytes`, and reads the next push as
     /// the middle of a line.
     pub fn push(&mut self, bytes: &[u8]) -> Result<Vec<SseFrame>, SseParseError> {
-        let mut frames = Vec::new();
-        for &byte in bytes {
-            let after_cr = std::mem::replace(&mut self.after_cr, byte == b'\r');
-            match byte {
-                b'\n' if after_cr => {}
-                b'\n' | b'\r' => frames.extend(self.end_line()),
-                _ => {
-                    self.line.push(byte);
-                    if self.frame_bytes + self.line.len() > Self::MAX_FRAME_BYTES {
-                        self.line.clear();
-                        self.frame = SseFrame::default();
-                        self.frame_started = false;
-                        self.frame_bytes = 0;
-                        return Err(SseParseError::FrameTooLarge {
-                            limit: Self::MAX_FRAME_BYTES,
-                        });
-                    }
-                }
-            }
+        let mut raw = Vec::new();
+        let pushed = self
+            .splitter
+            .push(Bytes::copy_from_slice(bytes), |frame| raw.push(frame));
+        if pushed.is_err() || raw.iter().any(|frame| frame.len() > Self::MAX_FRAME_BYTES) {
+            self.splitter = FrameSplitter::new(Self::MAX_FRAME_BYTES);
+            self.returned_cr_frame = false;
+            return Err(SseParseError::FrameTooLarge {
+                limit: Self::MAX_FRAME_BYTES,
+            });
+        }
+        let skip = usize::from(std::mem::take(&mut self.returned_cr_frame) && !raw.is_empty());
+        let mut frames: Vec<SseFrame> = raw[skip..]
+            .iter()
+            .filter_map(|frame| self.frame(frame))
+            .collect();
+        if let Some(frame) = self.splitter.ended_by_cr() {
+            let frame = frame.to_vec();
+            frames.extend(self.frame(&frame));
+            self.returned_cr_frame = true;
         }
         Ok(frames)
     }
 
-    fn end_line(&mut self) -> Option<SseFrame> {
-        let mut line = std::mem::take(&mut self.line);
-        if !self.seen_line {
-            self.seen_line = true;
-            if line.starts_with(BYTE_ORDER_MARK) {
-                line.drain(..BYTE_ORDER_MARK.len());
+    /// The fields of one frame; `None` for a frame with no line (a blank line alone).
+    fn frame(&mut self, bytes: &[u8]) -> Option<SseFrame> {
+        let mut frame = SseFrame::default();
+        let mut lines = 0;
+        for line in lines_of(bytes) {
+            let line = if std::mem::replace(&mut self.seen_line, true) {
+                line
+            } else {
+                line.strip_prefix(BYTE_ORDER_MARK).unwrap_or(line)
+            };
+            if line.is_empty() {
+                // The blank line that ends the frame, or a first line that was only the
+                // byte-order mark (a blank line before the frame, once the mark is skipped).
+                if lines > 0 {
+                    break;
+                }
+                continue;
             }
+            lines += 1;
+            read_line(&mut frame, &String::from_utf8_lossy(line));
         }
-        if line.is_empty() {
-            if !self.frame_started {
-                return None;
-            }
-            self.frame_started = false;
-            self.frame_bytes = 0;
-            return Some(std::mem::take(&mut self.frame));
-        }
-        self.frame_started = true;
-        self.frame_bytes += line.len();
-        let line = String::from_utf8_lossy(&line);
-        if let Some(comment) = line.strip_prefix(':') {
-            let comment = comment.strip_prefix(' ').unwrap_or(comment);
-            self.frame.comments.push(comment.to_owned());
+        (lines > 0).then_some(frame)
+    }
+}
+
+/// The lines of a frame, without their ends (`\n`, `\r\n` or `\r`); the last is the
+/// blank line that ends the frame.
+fn lines_of(frame: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let mut rest = frame;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
             return None;
         }
-        let (field, value) = match line.split_once(':') {
-            Some((field, value)) => (field, value.strip_prefix(' ').unwrap_or(value)),
-            None => (line.as_ref(), ""),
+        let end = rest
+            .iter()
+            .position(|byte| matches!(byte, b'\n' | b'\r'))
+            .unwrap_or(rest.len());
+        let line = &rest[..end];
+        let after = match rest[end..] {
+            [b'\r', b'\n', ..] => end + 2,
+            [] => end,
+            _ => end + 1,
         };
-        match field {
-            "event" => self.frame.event = Some(value.to_owned()),
-            "data" => match &mut self.frame.data {
-                Some(data) => {
-                    data.push('\n');
-                    data.push_str(value);
-                }
-                None => self.frame.data = Some(value.to_owned()),
-            },
-            "id" if !value.contains('\0') => self.frame.id = Some(value.to_owned()),
-            "retry" if !value.is_empty() && value.bytes().all(|byte| byte.is_ascii_digit()) => {
-                if let Ok(retry) = value.parse() {
-                    self.frame.retry = Some(retry);
-                }
+        rest = &rest[after..];
+        Some(line)
+    })
+}
+
+/// One field line (or comment) into `frame`.
+fn read_line(frame: &mut SseFrame, line: &str) {
+    if let Some(comment) = line.strip_prefix(':') {
+        let comment = comment.strip_prefix(' ').unwrap_or(comment);
+        frame.comments.push(comment.to_owned());
+        return;
+    }
+    let (field, value) = match line.split_once(':') {
+        Some((field, value)) => (field, value.strip_prefix(' ').unwrap_or(value)),
+        None => (line, ""),
+    };
+    match field {
+        "event" => frame.event = Some(value.to_owned()),
+        "data" => match &mut frame.data {
+            Some(data) => {
+                data.push('\n');
+                data.push_str(value);
             }
-            _ => {}
+            None => frame.data = Some(value.to_owned()),
+        },
+        "id" if !value.contains('\0') => frame.id = Some(value.to_owned()),
+        "retry" if !value.is_empty() && value.bytes().all(|byte| byte.is_ascii_digit()) => {
+            if let Ok(retry) = value.parse() {
+                frame.retry = Some(retry);
+            }
         }
-        None
+        _ => {}
     }
 }
 
@@ -221,6 +262,23 @@ mod tests {
         assert!(parser.push(b"data: a\r").expect("ok").is_empty());
         assert!(parser.push(b"\n").expect("ok").is_empty());
         assert_eq!(parser.push(b"\r\n").expect("ok"), [data("a")]);
+    }
+
+    #[test]
+    fn a_frame_ended_by_cr_is_returned_by_the_push_that_ends_it() {
+        let mut parser = SseParser::new();
+        assert_eq!(parser.push(b"data: a\r\r").expect("ok"), [data("a")]);
+        assert_eq!(
+            parser.push(b"\ndata: b\r\r").expect("ok"),
+            [data("b")],
+            "the LF after it ends no line, and the frame is not returned twice"
+        );
+        assert_eq!(parser.push(b"data: c\n\n").expect("ok"), [data("c")]);
+    }
+
+    #[test]
+    fn a_byte_order_mark_alone_on_the_first_line_is_a_blank_line() {
+        assert_eq!(parse_whole(b"\xEF\xBB\xBF\ndata: x\n\n"), [data("x")]);
     }
 
     #[test]

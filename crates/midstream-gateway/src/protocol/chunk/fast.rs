@@ -1,8 +1,8 @@
 //! The fast reader of [`ChunkView::parse`]: one strict pass over the usual shape of a chunk.
 //!
 //! serde's derive reads a chunk through a visitor per field and re-validates every string it
-//! borrows as UTF-8; on a recorded OpenAI stream that was about 80 % of the gateway's per-chunk
-//! work (criterion `chunk_path/parse_only`, BENCHMARKS.md). This reader validates the payload
+//! borrows as UTF-8; on a recorded OpenAI stream that was most of the gateway's per-chunk work
+//! (criterion `chunk_path/parse_only`, see BENCHMARKS.md). This reader validates the payload
 //! as UTF-8 once, then walks it byte by byte, keeping borrowed slices of the values the view
 //! needs and checking the JSON grammar of everything it skips.
 //!
@@ -14,10 +14,10 @@
 //! holds the two to that.
 //!
 //! The chunks of one stream start alike: `id`, `object`, `created`, `model` and
-//! `system_fingerprint` repeat, byte for byte, before `choices`, and they were close to half of
-//! the reader's work (callgrind, the bench's mock stream). A [`Memo`] keeps that start of the
-//! last chunk and what the reader had read when it got there; the next chunk that starts with
-//! the same bytes is read from that point on. A reader that goes left to right reaches the same
+//! `system_fingerprint` repeat, byte for byte, before `choices`, and reading them again was a
+//! large part of the reader's work (BENCHMARKS.md, "What changed"). A [`Memo`] keeps that start
+//! of the last chunk and what the reader had read when it got there; the next chunk that starts
+//! with the same bytes is read from that point on. A reader that goes left to right reaches the same
 //! state after the same bytes, so this reads every chunk as a fresh reader does; the property
 //! test `a_memo_reads_as_a_fresh_reader_does` holds it to that.
 //!
@@ -27,9 +27,8 @@
 //! A chunk with the same bytes there is read by reading its content string and the fields after
 //! `choices` only: a string's text does not change the reader's state after it, so the reader is
 //! where it was in the shape's chunk, with what it had read moved by the content's new length
-//! (property test `a_shape_reads_as_a_fresh_reader_does`). On the bench's mock stream a chunk
-//! read by its shape costs ≈ 850 instructions, against ≈ 2,760 read from `choices` on
-//! (callgrind).
+//! (property test `a_shape_reads_as_a_fresh_reader_does`). Such a chunk costs a fraction of
+//! one read from `choices` on; BENCHMARKS.md ("What changed") has the measurements.
 
 use std::borrow::Cow;
 

@@ -5,6 +5,25 @@
 //! back the input exactly, so frames can be forwarded byte for byte. When a network read
 //! holds whole frames (the usual case) they are zero-copy slices of it; only a frame that
 //! spans reads is assembled in the carry buffer.
+//!
+//! The gateway forwards the frames; the test kit's parser and the load generator's scanner
+//! read their fields. One splitter for the three, so they agree on where a frame ends.
+//!
+//! ```
+//! use bytes::Bytes;
+//! use midstream_sse::{FrameKind, FrameSplitter, frame_data};
+//!
+//! let mut splitter = FrameSplitter::new(1024);
+//! let mut frames = Vec::new();
+//! splitter.push(Bytes::from_static(b"data: {\"a\":1}\n\n: ping\r\n\r\ndata: [DO"), |frame| {
+//!     frames.push(frame)
+//! })?;
+//! splitter.push(Bytes::from_static(b"NE]\n\n"), |frame| frames.push(frame))?;
+//! assert_eq!(frames, [&b"data: {\"a\":1}\n\n"[..], b": ping\r\n\r\n", b"data: [DONE]\n\n"]);
+//! assert_eq!(frame_data(&frames[0]), FrameKind::Data(b"{\"a\":1}"));
+//! assert_eq!(frame_data(&frames[1]), FrameKind::NoData);
+//! # Ok::<(), midstream_sse::FrameTooLarge>(())
+//! ```
 
 use bytes::{Bytes, BytesMut};
 
@@ -97,6 +116,15 @@ impl FrameSplitter {
             return Err(FrameTooLarge(self.max_frame));
         }
         Ok(())
+    }
+
+    /// The frame whose blank line is a `\r` at the very end of the last read. It is complete,
+    /// but [`push`](Self::push) hands it out only with the next read (or [`finish`](Self::finish)),
+    /// which tells whether a `\n` belongs to it too. A reader that parses fields instead of
+    /// forwarding bytes can read it now (that `\n` would add no line) and skip it when it
+    /// comes out.
+    pub fn ended_by_cr(&self) -> Option<&[u8]> {
+        self.ends_after_cr.then_some(&self.carry[..])
     }
 
     /// At the end of the stream: the last frame if it is complete (it ended with `\r` at the
@@ -232,6 +260,17 @@ mod tests {
             (None, 9),
             "an unfinished frame is dropped at the end"
         );
+    }
+
+    #[test]
+    fn a_frame_ended_by_a_cr_at_the_end_of_a_read_can_be_read_before_it_comes_out() {
+        let mut s = FrameSplitter::new(1024);
+        assert!(split_all(&mut s, &[b"data: a\r"]).is_empty());
+        assert_eq!(s.ended_by_cr(), None, "one line end is not a blank line");
+        assert!(split_all(&mut s, &[b"\r"]).is_empty());
+        assert_eq!(s.ended_by_cr(), Some(&b"data: a\r\r"[..]));
+        assert_eq!(split_all(&mut s, &[b"\ndata: b"]), [&b"data: a\r\r\n"[..]]);
+        assert_eq!(s.ended_by_cr(), None);
     }
 
     #[test]
