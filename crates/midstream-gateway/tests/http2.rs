@@ -112,3 +112,22 @@ async fn streams_multiplexed_on_one_h2c_connection_and_one_cancelled_by_its_clie
     assert_eq!(response.version(), Version::HTTP_11);
     assert_eq!(response.status(), 200);
 }
+
+/// A client that sends the HTTP/2 preface in pieces is still served HTTP/2 (the server looks at
+/// the first bytes without reading them until the preface is whole or cannot be one).
+#[tokio::test]
+async fn a_preface_sent_in_pieces_still_starts_http2() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let app = TestApp::start().await;
+    let mut tcp = TcpStream::connect(app.addr).await.expect("connects");
+    tcp.write_all(b"PRI * HTTP/2.0\r\n").await.expect("write");
+    tokio::time::sleep(Duration::from_millis(30)).await;
+    tcp.write_all(b"\r\nSM\r\n\r\n").await.expect("write");
+    let mut frame_head = [0u8; 9];
+    tokio::time::timeout(Duration::from_secs(5), tcp.read_exact(&mut frame_head))
+        .await
+        .expect("the server answers")
+        .expect("a frame");
+    assert_eq!(frame_head[3], 0x4, "the server's first frame is SETTINGS");
+}
