@@ -1,4 +1,8 @@
 //! `midstream`: run the gateway, or manage API keys.
+//!
+//! The process uses the system allocator. mimalloc saved a few per cent of CPU per stream, but
+//! with hyper's per-connection buffers it kept ≈ 21 KB more resident memory per idle stream
+//! (57 against 36 KB, `BENCHMARKS.md`), and memory per held stream is what limits a gateway.
 
 use std::process::ExitCode;
 
@@ -6,14 +10,6 @@ use clap::{Parser, Subcommand};
 use midstream_gateway::config::{Config, ProcessEnv};
 use midstream_gateway::server::{Gateway, shutdown_signal};
 use midstream_store::{Store, StoreOptions};
-
-/// mimalloc instead of glibc's allocator. Each frame allocates and frees a few small buffers
-/// on whichever worker runs its stream, and glibc's `malloc`/`free` (with their arena
-/// consolidation) took ≈ 5 % of the gateway's CPU under load (`perf`). With mimalloc the
-/// gateway's CPU per stream is ≈ 5 % lower, for ≈ 20–30 MB more resident memory at start
-/// (BENCHMARKS.md, "What changed along the way").
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// MidStream: a real-time gateway for LLM streams.
 #[derive(Debug, Parser)]
