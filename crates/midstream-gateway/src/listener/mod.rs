@@ -26,7 +26,7 @@
 //! connection is told to shut down gracefully (HTTP/1.1 finishes its response in progress,
 //! HTTP/2 sends `GOAWAY` and finishes its open streams); [`serve`] resolves once all are closed.
 
-use std::pin::{Pin, pin};
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -171,8 +171,8 @@ impl Protocols {
         };
         let io = client_io(stream, self.send_timeout);
         match opened {
-            Ok(true) => until_done(self.http2.serve_connection(io, service), stop).await,
-            Ok(false) => until_done(self.http1.serve_connection(io, service), stop).await,
+            Ok(true) => until_done(Box::pin(self.http2.serve_connection(io, service)), stop).await,
+            Ok(false) => until_done(Box::pin(self.http1.serve_connection(io, service)), stop).await,
             Err(error) => {
                 tracing::debug!(%error, "client connection failed before its first request");
                 Ok(())
@@ -183,11 +183,14 @@ impl Protocols {
 
 /// Drives `connection` to its end; once `stop` is cancelled, asks it to shut down gracefully
 /// (HTTP/1.1 finishes the response in progress, HTTP/2 sends `GOAWAY`) and drives it on.
+///
+/// The connection is boxed so that each one takes the size of its own protocol's state: held
+/// in the task's future, an HTTP/1 connection would also reserve room for HTTP/2's (≈ 1.8 KB
+/// per idle stream, `BENCHMARKS.md`).
 async fn until_done<C: GracefulConnection>(
-    connection: C,
+    mut connection: Pin<Box<C>>,
     stop: &CancellationToken,
 ) -> Result<(), C::Error> {
-    let mut connection = pin!(connection);
     let mut stopping = false;
     loop {
         tokio::select! {
