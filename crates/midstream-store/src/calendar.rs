@@ -1,6 +1,6 @@
 //! Calendar events owned by the gateway (the `calendar` tool books into them).
 
-use crate::pool::on_pool;
+use crate::pool::{Pool, on_connection, on_pool};
 use crate::{Store, StoreError};
 
 /// An event to book.
@@ -80,23 +80,39 @@ impl Store {
             created_at: crate::clock::now_ms(),
         };
         let attendees = serde_json::to_string(&stored.attendees)?;
-        on_pool!(&self.pool, |pool| {
-            sqlx::query(
-                "INSERT INTO calendar_events \
-                 (id, title, attendees, starts_at, ends_at, stream_id, created_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
-            )
-            .bind(&stored.id)
-            .bind(&stored.title)
-            .bind(&attendees)
-            .bind(stored.starts_at)
-            .bind(stored.ends_at)
-            .bind(&stored.stream_id)
-            .bind(stored.created_at)
-            .execute(pool)
-            .await?;
-            Ok::<(), StoreError>(())
-        })?;
+        macro_rules! insert {
+            () => {
+                sqlx::query(
+                    "INSERT INTO calendar_events \
+                     (id, title, attendees, starts_at, ends_at, stream_id, created_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                )
+                .bind(&stored.id)
+                .bind(&stored.title)
+                .bind(&attendees)
+                .bind(stored.starts_at)
+                .bind(stored.ends_at)
+                .bind(&stored.stream_id)
+                .bind(stored.created_at)
+            };
+        }
+        // On SQLite every write goes through the writer connection, so that a stream's row
+        // never waits in SQLite's busy handler behind this insert (see `Store::on_writer`).
+        // PostgreSQL locks rows, not the database: the pool serves.
+        match &self.pool {
+            Pool::Sqlite(_) => {
+                self.on_writer(async |connection| {
+                    on_connection!(connection, |c| {
+                        insert!().execute(&mut *c).await?;
+                    });
+                    Ok(())
+                })
+                .await?;
+            }
+            Pool::Postgres(pool) => {
+                insert!().execute(pool).await?;
+            }
+        }
         Ok(stored)
     }
 
@@ -118,5 +134,48 @@ impl Store {
             .await?
         });
         rows.into_iter().map(CalendarEvent::try_from).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::StoreOptions;
+
+    fn event(starts_at: i64) -> NewCalendarEvent {
+        NewCalendarEvent {
+            title: "Sync".into(),
+            attendees: vec!["Ann".into()],
+            starts_at,
+            ends_at: starts_at + 1,
+            stream_id: None,
+        }
+    }
+
+    /// On SQLite a booking is written on the writer connection, after the write in progress
+    /// there (a stream's row, a batch), never beside it in SQLite's busy handler.
+    #[tokio::test]
+    async fn on_sqlite_a_booking_waits_its_turn_on_the_writer_connection() {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let url = format!("sqlite://{}/calendar.db", dir.path().display());
+        let store = Store::connect(&url, StoreOptions::default())
+            .await
+            .expect("store");
+        let held = store.writer.lock().await;
+        let booking = tokio::spawn({
+            let store = store.clone();
+            async move { store.insert_calendar_event(&event(1_000)).await }
+        });
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(!booking.is_finished(), "the booking waits for the writer");
+        drop(held);
+        let booked = booking.await.expect("joined").expect("booked");
+        let found = store
+            .calendar_events_overlapping(0, 2_000)
+            .await
+            .expect("read");
+        assert_eq!(found, vec![booked]);
     }
 }

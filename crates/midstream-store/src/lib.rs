@@ -62,10 +62,13 @@ impl Default for StoreOptions {
     }
 }
 
-/// The database: a pool plus this process's identity. Cheap to clone.
+/// The database: a pool, the writer connection, and this process's identity. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Store {
     pool: Pool,
+    /// The connection the recorder writes on (and, on SQLite, every other write of this
+    /// process): see [`Store::on_writer`]. `None` until the first write and after a failed one.
+    writer: Arc<tokio::sync::Mutex<Option<pool::Connection>>>,
     instance_id: Arc<str>,
 }
 
@@ -75,6 +78,7 @@ impl Store {
         let pool = pool::connect(url, options.max_connections.max(1)).await?;
         Ok(Store {
             pool,
+            writer: Arc::default(),
             instance_id: options.instance_id.into(),
         })
     }
@@ -100,8 +104,34 @@ impl Store {
         })
     }
 
-    /// Closes the pool; queries after this fail. The recorder's writer keeps the connection it
-    /// took out of the pool until it ends (see [`Recorder`]).
+    /// Runs `write` on the writer connection, taking one out of the pool when there is none; a
+    /// connection that fails a write may be broken, so it is dropped and the next write takes
+    /// another. Writes through here run one at a time.
+    ///
+    /// Why one writer: SQLite lets one connection write at a time, and a connection that finds
+    /// the database locked sleeps in SQLite's busy handler (1, 2, 5, 10 … ms) instead of being
+    /// woken when the lock is free. With the recorder on one connection and a tool's insert on
+    /// a pooled one, a stream's row (which the first token waits for) slept behind the tool's
+    /// insert: p99 0.46 → 3.6 ms, max 18.6 ms, with four tools inserting (BENCHMARKS.md).
+    /// Queued here, the row waits for the statement in progress only.
+    pub(crate) async fn on_writer<T>(
+        &self,
+        write: impl AsyncFnOnce(&mut pool::Connection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let mut slot = self.writer.lock().await;
+        let mut connection = match slot.take() {
+            Some(connection) => connection,
+            None => self.pool.detached().await?,
+        };
+        let written = write(&mut connection).await;
+        if written.is_ok() {
+            *slot = Some(connection);
+        }
+        written
+    }
+
+    /// Closes the pool; queries after this fail. The writer connection (see
+    /// [`Store::on_writer`]) lives until the last clone of the store is dropped.
     pub async fn close(&self) {
         on_pool!(&self.pool, |pool| pool.close().await);
     }

@@ -13,13 +13,14 @@
 //! - when the database is slow or down, records wait in a bounded buffer and the batch is
 //!   retried with backoff; a batch the database rejects while it is otherwise healthy is
 //!   written record by record so one bad record cannot block the rest;
-//! - the writer keeps a connection of its own, taken out of the pool: successive statements on
-//!   one SQLite connection find the pages they touch still in its cache (pooled connections,
-//!   taken in turn, re-read them after each other's commits), no statement waits for a pooled
-//!   connection or wakes the pool to give one back, and a busy pool never delays a record
-//!   (BENCHMARKS.md: 84 % fewer page reads, 42 % fewer futex calls, ≈ 4 % less gateway CPU). A
-//!   connection that fails a write may be broken: it is dropped and the next attempt takes
-//!   another;
+//! - the writer writes on the store's writer connection ([`Store`]'s `on_writer`), taken out of
+//!   the pool: successive statements on one SQLite connection find the pages they touch still
+//!   in its cache (pooled connections, taken in turn, re-read them after each other's commits),
+//!   no statement waits for a pooled connection or wakes the pool to give one back, and a busy
+//!   pool never delays a record (BENCHMARKS.md: 84 % fewer page reads, 42 % fewer futex calls,
+//!   ≈ 4 % less gateway CPU). On SQLite, tools write on the same connection, so a stream's row
+//!   never waits in SQLite's busy handler behind a tool's insert, only for the one statement
+//!   in progress;
 //! - what cannot be kept (queue or buffer full) is counted in
 //!   `midstream_recorder_dropped_total`, never silently lost; the backlog is the gauge
 //!   `midstream_recorder_queue_depth`.
@@ -34,7 +35,6 @@ use tokio::time::{Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::pool::Connection;
 use crate::streams::{Batch, BatchPart};
 use crate::{IntentRecord, NewStream, Store, StreamClose, StreamEvent, ToolCallRecord};
 
@@ -266,8 +266,6 @@ struct Writing {
 
 struct Writer {
     store: Store,
-    /// The writer's own connection; `None` until the first write and after a failed one.
-    connection: Option<Connection>,
     config: RecorderConfig,
     pending: Pending,
     writing: Option<Writing>,
@@ -280,7 +278,6 @@ impl Writer {
         let backoff = config.flush_interval;
         Writer {
             store,
-            connection: None,
             config,
             pending: Pending::default(),
             writing: None,
@@ -363,10 +360,10 @@ impl Writer {
     async fn write_rows(&mut self) -> bool {
         let started = Instant::now();
         let rows = &self.pending.rows;
-        let written = on_writer_connection(&self.store, &mut self.connection, async |c| {
-            self.store.write_stream_rows(c, rows).await
-        })
-        .await;
+        let written = self
+            .store
+            .on_writer(async |c| self.store.write_stream_rows(c, rows).await)
+            .await;
         match written {
             Ok(()) => {
                 metrics::histogram!(metric::BATCH_SECONDS).record(started.elapsed().as_secs_f64());
@@ -395,10 +392,10 @@ impl Writer {
         let Some(writing) = &mut self.writing else {
             return true;
         };
-        let written = on_writer_connection(&self.store, &mut self.connection, async |c| {
-            self.store.write_part(c, &writing.batch, writing.next).await
-        })
-        .await;
+        let written = self
+            .store
+            .on_writer(async |c| self.store.write_part(c, &writing.batch, writing.next).await)
+            .await;
         match written {
             Ok(Some(next)) => {
                 writing.next = next;
@@ -495,34 +492,16 @@ impl Writer {
                 ..Batch::default()
             }));
         for single in singles {
-            let written = on_writer_connection(&self.store, &mut self.connection, async |c| {
-                self.store.write_batch(c, &single).await
-            })
-            .await;
+            let written = self
+                .store
+                .on_writer(async |c| self.store.write_batch(c, &single).await)
+                .await;
             if let Err(error) = written {
                 metrics::counter!(metric::DROPPED, "reason" => "rejected").increment(1);
                 tracing::error!(%error, "the database rejected a record; it is dropped");
             }
         }
     }
-}
-
-/// Runs `write` on the writer's connection, taking one out of the pool when there is none. A
-/// connection that fails a write may be broken: it is dropped, and the next write takes another.
-async fn on_writer_connection<T>(
-    store: &Store,
-    slot: &mut Option<Connection>,
-    write: impl AsyncFnOnce(&mut Connection) -> Result<T, crate::StoreError>,
-) -> Result<T, crate::StoreError> {
-    let mut connection = match slot.take() {
-        Some(connection) => connection,
-        None => store.pool.detached().await?,
-    };
-    let written = write(&mut connection).await;
-    if written.is_ok() {
-        *slot = Some(connection);
-    }
-    written
 }
 
 fn acknowledge(acks: Vec<oneshot::Sender<()>>) {
