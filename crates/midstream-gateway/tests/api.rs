@@ -59,21 +59,11 @@ async fn unknown_routes_wrong_methods_and_huge_bodies_have_json_errors() {
         .env("MIDSTREAM_MAX_BODY_BYTES", "1024")
         .start()
         .await;
-    let response = app
-        .client
-        .get(app.url("/v1/nothing-here"))
-        .send()
-        .await
-        .expect("answer");
+    let response = app.get("/v1/nothing-here").await;
     assert_eq!(response.status(), 404);
     assert_openai_error(&response.json().await.expect("json"));
 
-    let response = app
-        .client
-        .get(app.url("/v1/chat/completions"))
-        .send()
-        .await
-        .expect("answer");
+    let response = app.get("/v1/chat/completions").await;
     assert_eq!(response.status(), 405);
     assert_openai_error(&response.json().await.expect("json"));
 
@@ -83,19 +73,11 @@ async fn unknown_routes_wrong_methods_and_huge_bodies_have_json_errors() {
     assert_eq!(status, 413);
     assert_openai_error(&error);
 
-    let response = app
-        .client
-        .get(app.url("/v1/streams/not-a-stream"))
-        .send()
-        .await
-        .expect("answer");
+    let response = app.get("/v1/streams/not-a-stream").await;
     assert_eq!(response.status(), 404);
     let response = app
-        .client
-        .get(app.url("/v1/streams/01900000-0000-7000-8000-000000000000"))
-        .send()
-        .await
-        .expect("answer");
+        .get("/v1/streams/01900000-0000-7000-8000-000000000000")
+        .await;
     assert_eq!(response.status(), 404);
 }
 
@@ -161,15 +143,7 @@ async fn keys_are_required_once_one_exists_and_streams_are_private_to_their_key(
         "another key cannot see it"
     );
     // Health stays open for probes.
-    assert_eq!(
-        app.client
-            .get(app.url("/healthz"))
-            .send()
-            .await
-            .expect("answer")
-            .status(),
-        200
-    );
+    assert_eq!(app.get("/healthz").await.status(), 200);
 }
 
 #[tokio::test]
@@ -195,39 +169,15 @@ async fn the_gateway_refuses_to_run_open_on_a_public_address() {
 #[tokio::test]
 async fn health_readiness_and_metrics() {
     let app = TestApp::start().await;
-    let health: Value = app
-        .client
-        .get(app.url("/healthz"))
-        .send()
-        .await
-        .expect("ok")
-        .json()
-        .await
-        .expect("json");
+    let health: Value = app.get("/healthz").await.json().await.expect("json");
     assert_eq!(health["status"], "ok");
-    let ready: Value = app
-        .client
-        .get(app.url("/readyz"))
-        .send()
-        .await
-        .expect("ok")
-        .json()
-        .await
-        .expect("json");
+    let ready: Value = app.get("/readyz").await.json().await.expect("json");
     assert_eq!(ready, json!({"status": "ready", "database": "sqlite"}));
 
     let request =
         json!({"model": "m", "stream": true, "messages": [{"role": "user", "content": "hi"}]});
     collect_sse(app.chat(&request).await).await;
-    let metrics = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .expect("ok")
-        .text()
-        .await
-        .expect("text");
+    let metrics = app.get("/metrics").await.text().await.expect("text");
     for name in [
         "midstream_http_requests_total{",
         "midstream_active_streams",
@@ -242,19 +192,14 @@ async fn health_readiness_and_metrics() {
     );
 
     app.store.close().await;
-    let response = app
-        .client
-        .get(app.url("/readyz"))
-        .send()
-        .await
-        .expect("answer");
+    let response = app.get("/readyz").await;
     assert_eq!(response.status(), 503, "the database is gone");
 }
 
 #[tokio::test]
 async fn the_web_app_is_served_at_the_root() {
     let app = TestApp::start().await;
-    let response = app.client.get(app.url("/")).send().await.expect("answer");
+    let response = app.get("/").await;
     assert_eq!(response.status(), 200);
     let content_type = response
         .headers()
@@ -328,15 +273,7 @@ async fn the_example_configuration_starts_a_gateway() {
         .try_start()
         .await
         .expect("the example configuration is valid");
-    let models: Value = app
-        .client
-        .get(app.url("/v1/models"))
-        .send()
-        .await
-        .expect("answer")
-        .json()
-        .await
-        .expect("json");
+    let models: Value = app.get("/v1/models").await.json().await.expect("json");
     let ids: Vec<&str> = models["data"]
         .as_array()
         .expect("list")

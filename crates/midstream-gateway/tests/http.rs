@@ -241,12 +241,7 @@ async fn malformed_requests_get_a_status_and_a_close() {
     assert_eq!(error_code(body_of(&answer)), "invalid_json");
     assert_eq!(answer.matches("HTTP/1.1").count(), 1, "{answer}");
 
-    let response = app
-        .client
-        .get(app.url("/healthz"))
-        .send()
-        .await
-        .expect("answer");
+    let response = app.get("/healthz").await;
     assert_eq!(response.status(), 200, "the server is unharmed");
 }
 

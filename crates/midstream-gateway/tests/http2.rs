@@ -103,12 +103,7 @@ async fn streams_multiplexed_on_one_h2c_connection_and_one_cancelled_by_its_clie
     );
 
     // The same port still speaks HTTP/1.1.
-    let response = app
-        .client
-        .get(app.url("/healthz"))
-        .send()
-        .await
-        .expect("answer");
+    let response = app.get("/healthz").await;
     assert_eq!(response.version(), Version::HTTP_11);
     assert_eq!(response.status(), 200);
 }

@@ -285,15 +285,7 @@ async fn results_are_cached_errors_are_not_and_the_mock_counts_prove_it() {
         calls_before + 1,
         "served from the cache"
     );
-    let metrics = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .expect("ok")
-        .text()
-        .await
-        .expect("text");
+    let metrics = app.get("/metrics").await.text().await.expect("text");
     assert!(
         metrics.contains("midstream_tool_cache_hits_total"),
         "cache counters are exported"

@@ -147,15 +147,7 @@ async fn the_demo_model_streams_through_the_gateway() {
     let collected = collect_sse(response).await;
     assert!(collected.content().contains("the weather in Paris"));
     assert!(collected.ends_with_done());
-    let models: Value = app
-        .client
-        .get(app.url("/v1/models"))
-        .send()
-        .await
-        .expect("ok")
-        .json()
-        .await
-        .expect("json");
+    let models: Value = app.get("/v1/models").await.json().await.expect("json");
     assert_eq!(models["data"][0]["id"], "midstream-demo");
     assert!(
         models["data"][0]["owned_by"]

@@ -153,6 +153,15 @@ impl TestApp {
         format!("http://{}{path}", self.addr)
     }
 
+    /// `GET` a path.
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client
+            .get(self.url(path))
+            .send()
+            .await
+            .expect("the gateway answers")
+    }
+
     /// `POST /v1/chat/completions` with a JSON body.
     pub async fn chat(&self, body: &Value) -> reqwest::Response {
         self.client
