@@ -354,9 +354,12 @@ async fn a_client_that_stops_reading_is_cut_off_and_its_stream_cancelled() {
         .env("MIDSTREAM_CLIENT_SEND_TIMEOUT_MS", "300")
         .start()
         .await;
-    // ≈ 10 MB of frames at full speed: more than the socket buffers between us can hold.
+    // ≈ 10 MB of frames at full speed: more than the buffers between the gateway and this
+    // client can hold (so a write must wait), then the upstream holds the stream open. Without
+    // the hold, the mock could finish writing into the upstream side's buffers (they can hold
+    // ≈ 10 MB) before the gateway gives up, and the upstream's end would look like a normal one.
     let pieces: Vec<String> = (0..10_000).map(|_| "x".repeat(1000)).collect();
-    mock.push(Scenario::text(pieces));
+    mock.push(Scenario::text(pieces).then_stall());
     let socket = tokio::net::TcpSocket::new_v4().expect("socket");
     socket
         .set_recv_buffer_size(4096)
