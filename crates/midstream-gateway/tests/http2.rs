@@ -52,7 +52,7 @@ async fn streams_multiplexed_on_one_h2c_connection_and_one_cancelled_by_its_clie
     let mock = MockUpstream::start().await;
     let app = TestApp::builder().upstream(mock.base_url()).start().await;
     for _ in 0..STREAMS {
-        let pieces: Vec<String> = (0..150).map(|i| format!("t{i} ")).collect();
+        let pieces: Vec<String> = (0..400).map(|i| format!("t{i} ")).collect();
         mock.push(Scenario::text(pieces).delay(Duration::from_millis(4)));
     }
     let sender = h2_connection(&app).await;
@@ -91,7 +91,7 @@ async fn streams_multiplexed_on_one_h2c_connection_and_one_cancelled_by_its_clie
     for (id, body) in open {
         let bytes = body.collect().await.expect("the whole stream").to_bytes();
         let text = String::from_utf8_lossy(&bytes);
-        assert!(text.contains("t149 "), "{id}: every token arrived");
+        assert!(text.contains("t399 "), "{id}: every token arrived");
         assert!(text.trim_end().ends_with("data: [DONE]"), "{id}: {text}");
         assert_eq!(final_status(&app, &id).await, "completed", "{id}");
     }
