@@ -89,7 +89,7 @@ pub(super) struct DrivenClient {
     host: String,
     port: u16,
     /// Origin-form target of chat requests.
-    path: String,
+    path: http::Uri,
     /// The `Host` header (HTTP/1.1 requires it).
     authority: HeaderValue,
     connect_timeout: Duration,
@@ -118,7 +118,7 @@ impl DrivenClient {
         Some(DrivenClient {
             host: host.to_owned(),
             port: url.port_u16().unwrap_or(80),
-            path: url.path_and_query()?.as_str().to_owned(),
+            path: http::Uri::from(url.path_and_query()?.clone()),
             authority: HeaderValue::from_str(url.authority()?.as_str()).ok()?,
             connect_timeout,
             idle: Mutex::new(VecDeque::new()),
@@ -174,7 +174,7 @@ impl DrivenClient {
     fn request(&self, headers: &HeaderMap, body: Bytes) -> Request<Full<Bytes>> {
         let mut request = Request::new(Full::new(body));
         *request.method_mut() = http::Method::POST;
-        *request.uri_mut() = http::Uri::try_from(self.path.as_str()).unwrap_or_default();
+        *request.uri_mut() = self.path.clone();
         let out = request.headers_mut();
         out.reserve(headers.len() + 1);
         out.insert(header::HOST, self.authority.clone());
