@@ -50,6 +50,16 @@ async fn read_response(stream: &mut TcpStream) -> (String, String) {
     (head, String::from_utf8(body).expect("UTF-8 body"))
 }
 
+/// Asks for `/healthz` on a kept-alive connection and checks the answer is a 200.
+async fn assert_healthz_answered(stream: &mut TcpStream) {
+    stream
+        .write_all(b"GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n")
+        .await
+        .expect("write");
+    let (head, _) = read_response(stream).await;
+    assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
+}
+
 /// The body of a whole response read off the wire.
 fn body_of(answer: &str) -> &str {
     &answer[answer.find("\r\n\r\n").expect("head end") + 4..]
@@ -436,12 +446,7 @@ async fn connections_beyond_the_limit_wait_until_one_closes() {
         .await;
     let first = connect(&app).await;
     let mut second = connect(&app).await;
-    second
-        .write_all(b"GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n")
-        .await
-        .expect("write");
-    let (head, _) = read_response(&mut second).await;
-    assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
+    assert_healthz_answered(&mut second).await;
 
     let mut third = connect(&app).await;
     third
@@ -490,12 +495,7 @@ async fn a_trickling_head_and_an_idle_connection_are_closed() {
     );
 
     let mut stream = connect(&app).await;
-    stream
-        .write_all(b"GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n")
-        .await
-        .expect("write");
-    let (head, _) = read_response(&mut stream).await;
-    assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
+    assert_healthz_answered(&mut stream).await;
     assert_eq!(
         read_to_close(&mut stream).await,
         "",
