@@ -33,13 +33,13 @@ export class Api {
   }
 
   /**
-   * Whether the gateway accepts us: `GET /v1/models` answers 200 with the current key (or
-   * none), 401 when a key is needed or the one we have is refused.
+   * Whether the gateway accepts us, and the models it routes: `GET /v1/models` answers 200
+   * with the current key (or none), 401 when a key is needed or the one we have is refused.
    */
   async checkAccess() {
     try {
-      await this.request('GET', '/v1/models', undefined, { quiet: true });
-      return { ok: true };
+      const models = await this.request('GET', '/v1/models', undefined, { quiet: true });
+      return { ok: true, models: (models?.data ?? []).map((model) => model.id).filter(Boolean) };
     } catch (error) {
       if (error.status === 401) return { ok: false, keyNeeded: true, error };
       return { ok: false, keyNeeded: false, error };

@@ -11,7 +11,9 @@ import { Turn } from './message.js';
 import { ReplayView } from './replay.js';
 import { LiveStream } from './stream.js';
 
-const MODEL = 'midstream-demo';
+/** The model chosen when the gateway routes it: the built-in demo. */
+const PREFERRED_MODEL = 'midstream-demo';
+const MODEL_STORAGE = 'midstream.model';
 
 const $ = (selector) => document.querySelector(selector);
 
@@ -24,6 +26,7 @@ const conversation = $('#conversation');
 const promptBox = $('#prompt');
 const sendButton = $('#send');
 const stopButton = $('#stop');
+const modelPicker = $('#model');
 
 /** Finished turns, for the context of the next request. */
 const turns = [];
@@ -89,7 +92,7 @@ async function send(prompt) {
   setBusy(true);
   figures.start();
   try {
-    const created = await stream.start({ model: MODEL, messages });
+    const created = await stream.start({ model: modelPicker.value, messages });
     turn.setStreamId(created.id);
   } catch (error) {
     turn.showError(error.message);
@@ -220,6 +223,7 @@ async function checkAccess() {
   const access = await api.checkAccess();
   document.body.dataset.access = access.ok ? 'ok' : access.keyNeeded ? 'key-needed' : 'unreachable';
   if (access.ok) {
+    showModels(access.models);
     keyPanel.hidden = true;
     keyToggle.hidden = !api.key;
     if (statusBadge.dataset.state === 'locked' || statusBadge.dataset.state === 'offline') setStatus('idle');
@@ -231,6 +235,15 @@ async function checkAccess() {
   }
   return access.ok;
 }
+
+/** Offers the models the gateway routes; the last choice is kept, else the demo, else the first. */
+function showModels(models) {
+  if (!models.length) return;
+  const wanted = [localStorage.getItem(MODEL_STORAGE), modelPicker.value, PREFERRED_MODEL].find((m) => models.includes(m));
+  modelPicker.replaceChildren(...models.map((id) => new Option(id, id)));
+  modelPicker.value = wanted ?? models[0];
+}
+modelPicker.addEventListener('change', () => localStorage.setItem(MODEL_STORAGE, modelPicker.value));
 
 api.onUnauthorized = () => {
   setStatus('locked');

@@ -83,7 +83,7 @@ export class Turn {
         this.showError(data.error?.message ?? 'The stream failed.');
         break;
       case 'snapshot':
-        this.restore(data.text ?? '', data.events ?? []);
+        this.restore(data.text ?? '', data.events ?? [], data.reasoning);
         break;
       case 'done':
         this.finish(data.status ?? 'completed', data.finish_reason);
@@ -95,11 +95,15 @@ export class Turn {
   }
 
   /**
-   * Replaces the reply's text, marks and cards with a snapshot: the text so far and the
-   * events so far, in order. The prompt's marks stay (an intent is marked once).
+   * Replaces the reply's text, marks and cards with a snapshot: the text (and reasoning) so
+   * far and the events so far, in order. The prompt's marks stay (an intent is marked once).
    */
-  restore(text, events) {
+  restore(text, events, reasoning = null) {
     this.replyText.reset(text);
+    if (typeof reasoning === 'string') {
+      this.reasoningText.textContent = reasoning;
+      this.reasoning.hidden = !reasoning;
+    }
     this.cards.clear();
     this.cardList.replaceChildren();
     for (const entry of events) {

@@ -22,7 +22,8 @@ export class LiveStream {
   constructor(api, handlers) {
     this.api = api;
     this.handlers = handlers;
-    this.lastSeq = 0;
+    /** The seq of the last event applied (seqs count from 0). */
+    this.lastSeq = -1;
     this.duplicates = 0;
     this.gaps = 0;
     this.reconnects = 0;
@@ -45,8 +46,9 @@ export class LiveStream {
     source.addEventListener('open', () => {
       if (!this.finished) this.handlers.connection('live');
     });
-    source.addEventListener('error', () => {
-      if (this.finished) return;
+    source.addEventListener('error', (event) => {
+      // The server's own `error` event (a MessageEvent) has this name too: that one is data.
+      if (event instanceof MessageEvent || this.finished) return;
       if (source.readyState === EventSource.CONNECTING) {
         if (!dropped) this.reconnects += 1;
         dropped = true;
@@ -58,6 +60,7 @@ export class LiveStream {
     });
     for (const name of EVENT_NAMES) {
       source.addEventListener(name, (message) => {
+        if (!(message instanceof MessageEvent)) return;
         dropped = false;
         this.receive(name, message);
       });
@@ -72,14 +75,14 @@ export class LiveStream {
       return;
     }
     const seq = Number.isFinite(data.seq) ? data.seq : Number(message.lastEventId);
-    if (Number.isFinite(seq) && seq > 0) {
+    if (Number.isFinite(seq) && seq >= 0) {
       // The server promises no duplicate and no gap after a reconnect. The counters let a
       // test check that promise; drawing a duplicate twice would only hurt the reader.
       if (name !== 'snapshot' && seq <= this.lastSeq) {
         this.duplicates += 1;
         return;
       }
-      if (name !== 'snapshot' && this.lastSeq && seq > this.lastSeq + 1) this.gaps += 1;
+      if (name !== 'snapshot' && this.lastSeq >= 0 && seq > this.lastSeq + 1) this.gaps += 1;
       this.lastSeq = seq;
     }
     if (!this.finished) this.handlers.connection('live');
