@@ -230,7 +230,12 @@ fn analyzer(
     let tools: ToolsConfig = toml::Value::Table(config.file.tools.clone())
         .try_into()
         .map_err(|e: toml::de::Error| StartError::ToolsConfig(e.message().to_owned()))?;
-    let registry = builtin_registry(&tools, store.clone(), client.clone())?;
+    let registry = builtin_registry(
+        &tools,
+        store.clone(),
+        client.clone(),
+        config.weather_default(),
+    )?;
     for rule in detector.rules() {
         if let Action::Tool { tool, .. } = &rule.action
             && registry.get(tool).is_none()

@@ -24,10 +24,10 @@ pub struct ToolsConfig {
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct WeatherSection {
-    /// Open-Meteo-compatible geocoding API.
-    pub geocoding_base_url: String,
-    /// Open-Meteo-compatible forecast API.
-    pub forecast_base_url: String,
+    /// Open-Meteo-compatible geocoding API; unset: see [`WeatherDefault`].
+    pub geocoding_base_url: Option<String>,
+    /// Open-Meteo-compatible forecast API; unset: see [`WeatherDefault`].
+    pub forecast_base_url: Option<String>,
     /// Bound on one call (both requests), in ms; at least 1.
     pub timeout_ms: u64,
     /// How long a city's weather is reused, in seconds; 0 = not cached.
@@ -36,10 +36,9 @@ pub struct WeatherSection {
 
 impl Default for WeatherSection {
     fn default() -> Self {
-        let urls = WeatherConfig::default();
         WeatherSection {
-            geocoding_base_url: urls.geocoding_base_url,
-            forecast_base_url: urls.forecast_base_url,
+            geocoding_base_url: None,
+            forecast_base_url: None,
             timeout_ms: 3_000,
             cache_ttl_s: 600,
         }
@@ -65,23 +64,54 @@ impl Default for CalendarSection {
     }
 }
 
-/// A registry holding `weather` (over `http`) and `calendar` (over `store`), configured by
-/// `config`. An invalid value fails with the key that holds it.
+/// What `weather` answers from when `[tools.weather]` sets neither base URL. A configured base
+/// URL always means that API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum WeatherDefault {
+    /// The public Open-Meteo API.
+    #[default]
+    OpenMeteo,
+    /// Built-in demo data, without network ([`WeatherTool::demo`]): the gateway's first run,
+    /// with its demo model, works on a machine without internet.
+    DemoData,
+}
+
+/// A registry holding `weather` (over `http`, or demo data: see [`WeatherDefault`]) and
+/// `calendar` (over `store`), configured by `config`. An invalid value fails with the key that
+/// holds it.
 pub fn builtin_registry(
     config: &ToolsConfig,
     store: Store,
     http: reqwest::Client,
+    weather_default: WeatherDefault,
 ) -> Result<ToolRegistry, ToolError> {
     let mut registry = ToolRegistry::new();
 
     let weather = &config.weather;
-    let tool = WeatherTool::new(
-        &WeatherConfig {
-            geocoding_base_url: weather.geocoding_base_url.clone(),
-            forecast_base_url: weather.forecast_base_url.clone(),
-        },
-        http,
-    )?;
+    let tool = match (
+        &weather.geocoding_base_url,
+        &weather.forecast_base_url,
+        weather_default,
+    ) {
+        (None, None, WeatherDefault::DemoData) => {
+            tracing::info!(
+                "no [tools.weather] base URL: the weather tool answers from built-in DEMO data \
+                 (no network; results say \"source\": \"demo\"); set geocoding_base_url and \
+                 forecast_base_url for real weather"
+            );
+            WeatherTool::demo()
+        }
+        (geocoding, forecast, _) => {
+            let public = WeatherConfig::default();
+            WeatherTool::new(
+                &WeatherConfig {
+                    geocoding_base_url: geocoding.clone().unwrap_or(public.geocoding_base_url),
+                    forecast_base_url: forecast.clone().unwrap_or(public.forecast_base_url),
+                },
+                http,
+            )?
+        }
+    };
     let settings = ToolSettings {
         timeout: timeout("tools.weather.timeout_ms", weather.timeout_ms)?,
         cache_ttl: (weather.cache_ttl_s > 0).then(|| Duration::from_secs(weather.cache_ttl_s)),

@@ -80,7 +80,7 @@ mod tool;
 
 pub use cache::{CacheOutcome, ToolCache};
 pub use canonical::canonical_json;
-pub use config::{CalendarSection, ToolsConfig, WeatherSection, builtin_registry};
+pub use config::{CalendarSection, ToolsConfig, WeatherDefault, WeatherSection, builtin_registry};
 pub use dispatcher::{Dispatcher, DispatcherConfig};
 pub use error::ToolError;
 pub use registry::{RegisteredTool, ToolDescription, ToolRegistry, ToolSettings};

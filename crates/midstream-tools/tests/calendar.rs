@@ -80,6 +80,27 @@ async fn scenario(store: Store) {
     assert_eq!(event["stream_id"], "stream-1");
     let first_id = event["id"].as_str().unwrap().to_owned();
 
+    // The same meeting again (the same phrase, or the same slot said differently, names in
+    // another case): already booked, the existing event returned, nothing inserted.
+    for again in [
+        json!({"action": "create", "with": "John", "when": "next Wednesday at 10 AM"}),
+        json!({"action": "create", "with": "john", "title": "meeting with JOHN", "start": "2025-06-11T10:00:00Z", "duration_minutes": 30}),
+    ] {
+        let answer = call(&tool, again.clone()).await.unwrap();
+        assert_eq!(answer["status"], "already_booked", "{again}: {answer}");
+        assert_eq!(answer["event"], booked["event"], "{again}");
+    }
+    // Same title and time, other attendees, or a longer meeting: a different meeting, so a
+    // conflict.
+    for other in [
+        json!({"action": "create", "with": "Ann", "title": "Meeting with John", "when": "next Wednesday at 10 AM"}),
+        json!({"action": "create", "with": "John", "when": "next Wednesday at 10 AM", "duration_minutes": 60}),
+    ] {
+        let answer = call(&tool, other.clone()).await.unwrap();
+        assert_eq!(answer["status"], "conflict", "{other}: {answer}");
+        assert_eq!(answer["conflicts"][0]["id"], first_id.as_str(), "{other}");
+    }
+
     // Overlapping: reported, not booked.
     let conflict = call(
         &tool,
@@ -168,6 +189,36 @@ async fn scenario(store: Store) {
         statuses.iter().filter(|s| *s == "conflict").count(),
         4,
         "{statuses:?}"
+    );
+
+    // The same meeting asked five times at once: booked once, already booked four times.
+    let twins = (0..5).map(|_| {
+        call(
+            &tool,
+            json!({"action": "create", "with": "Maria", "when": "tomorrow at 3pm"}),
+        )
+    });
+    let results: Vec<Value> = futures_util::future::join_all(twins)
+        .await
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    let booked: Vec<&Value> = results.iter().filter(|r| r["status"] == "booked").collect();
+    assert_eq!(booked.len(), 1, "{results:?}");
+    for result in &results {
+        assert!(
+            result["status"] == "booked" || result["status"] == "already_booked",
+            "{result}"
+        );
+        assert_eq!(result["event"]["id"], booked[0]["event"]["id"]);
+    }
+    let that_day = call(&tool, json!({"action": "list", "when": "tomorrow"}))
+        .await
+        .unwrap();
+    assert_eq!(
+        that_day["events"].as_array().unwrap().len(),
+        1,
+        "{that_day}"
     );
 }
 

@@ -3,7 +3,9 @@
 use std::time::Duration;
 
 use midstream_store::{Store, StoreOptions};
-use midstream_tools::{ToolSettings, ToolsConfig, builtin_registry};
+use midstream_tools::{
+    CallContext, ToolError, ToolSettings, ToolsConfig, WeatherDefault, builtin_registry,
+};
 use serde::Deserialize;
 use tempfile::TempDir;
 
@@ -45,8 +47,8 @@ fn the_documented_example_parses() {
     )
     .unwrap();
     assert_eq!(
-        config.weather.geocoding_base_url,
-        "http://127.0.0.1:9000/geo"
+        config.weather.geocoding_base_url.as_deref(),
+        Some("http://127.0.0.1:9000/geo")
     );
     assert_eq!(config.weather.timeout_ms, 1500);
     assert_eq!(config.weather.cache_ttl_s, 60);
@@ -58,14 +60,10 @@ fn the_documented_example_parses() {
 fn every_key_has_a_default() {
     let config = parse("[tools]").unwrap();
     assert_eq!(config, ToolsConfig::default());
-    assert_eq!(
-        config.weather.geocoding_base_url,
-        "https://geocoding-api.open-meteo.com"
-    );
-    assert_eq!(
-        config.weather.forecast_base_url,
-        "https://api.open-meteo.com"
-    );
+    // Unset base URLs: the public Open-Meteo, or demo data on a first run (see
+    // `weather_answers_from_demo_data_only_when_asked_and_no_url_is_set`).
+    assert_eq!(config.weather.geocoding_base_url, None);
+    assert_eq!(config.weather.forecast_base_url, None);
     assert_eq!(config.weather.timeout_ms, 3000);
     assert_eq!(config.weather.cache_ttl_s, 600);
     assert_eq!(config.calendar.timeout_ms, 2000);
@@ -92,8 +90,13 @@ fn unknown_keys_are_refused_by_name() {
 #[tokio::test]
 async fn the_builtin_registry_holds_both_tools_with_their_settings() {
     let (store, _dir) = store().await;
-    let registry =
-        builtin_registry(&ToolsConfig::default(), store, reqwest::Client::new()).unwrap();
+    let registry = builtin_registry(
+        &ToolsConfig::default(),
+        store,
+        reqwest::Client::new(),
+        WeatherDefault::OpenMeteo,
+    )
+    .unwrap();
     assert_eq!(
         registry.names().collect::<Vec<_>>(),
         ["calendar", "weather"]
@@ -124,7 +127,13 @@ async fn the_builtin_registry_holds_both_tools_with_their_settings() {
 async fn a_zero_cache_ttl_turns_caching_off() {
     let (store, _dir) = store().await;
     let config = parse("[tools.weather]\ncache_ttl_s = 0").unwrap();
-    let registry = builtin_registry(&config, store, reqwest::Client::new()).unwrap();
+    let registry = builtin_registry(
+        &config,
+        store,
+        reqwest::Client::new(),
+        WeatherDefault::OpenMeteo,
+    )
+    .unwrap();
     assert_eq!(registry.get("weather").unwrap().settings().cache_ttl, None);
 }
 
@@ -154,8 +163,64 @@ async fn invalid_values_name_their_key() {
         ),
     ] {
         let config = parse(text).unwrap();
-        let error = builtin_registry(&config, store.clone(), reqwest::Client::new()).unwrap_err();
+        let error = builtin_registry(
+            &config,
+            store.clone(),
+            reqwest::Client::new(),
+            WeatherDefault::DemoData,
+        )
+        .unwrap_err();
         assert_eq!(error.code(), "invalid_config", "{text}: {error}");
         assert!(error.to_string().contains(key), "{text}: {error}");
+    }
+}
+
+#[tokio::test]
+async fn weather_answers_from_demo_data_only_when_asked_and_no_url_is_set() {
+    let (store, _dir) = store().await;
+    let weather =
+        |registry: &midstream_tools::ToolRegistry| registry.get("weather").unwrap().tool().clone();
+    let args = || serde_json::json!({"city": "Lisbon"});
+
+    let demo = builtin_registry(
+        &ToolsConfig::default(),
+        store.clone(),
+        reqwest::Client::new(),
+        WeatherDefault::DemoData,
+    )
+    .unwrap();
+    let result = weather(&demo)
+        .call(args(), &CallContext::default())
+        .await
+        .unwrap();
+    assert_eq!(result["source"], "demo");
+    assert_eq!(result["city"], "Lisbon");
+    assert!(result["temperature"].is_f64(), "{result}");
+    // The demo keeps the configured settings.
+    assert_eq!(
+        demo.get("weather").unwrap().settings().cache_ttl,
+        Some(Duration::from_secs(600))
+    );
+
+    // One base URL configured: that API, even in demo mode (the other one is the public
+    // default). Port 9 (discard) refuses, so the call fails instead of inventing weather.
+    for config in [
+        "[tools.weather]\ngeocoding_base_url = \"http://127.0.0.1:9\"",
+        "[tools.weather]\ngeocoding_base_url = \"http://127.0.0.1:9\"\nforecast_base_url = \"http://127.0.0.1:9\"",
+    ] {
+        let registry = builtin_registry(
+            &parse(config).unwrap(),
+            store.clone(),
+            reqwest::Client::new(),
+            WeatherDefault::DemoData,
+        )
+        .unwrap();
+        let outcome = weather(&registry)
+            .call(args(), &CallContext::default())
+            .await;
+        assert!(
+            matches!(outcome, Err(ToolError::Unavailable(_))),
+            "{config}: {outcome:?}"
+        );
     }
 }

@@ -25,7 +25,7 @@ use std::time::Duration;
 
 use http::HeaderValue;
 use midstream_store::{RecorderConfig, StoreOptions};
-use midstream_tools::DispatcherConfig;
+use midstream_tools::{DispatcherConfig, WeatherDefault};
 
 use crate::inflight::{InflightConfig, ModelToolPolicy};
 use env::EnvExt;
@@ -387,6 +387,17 @@ impl Config {
     pub fn is_loopback(&self) -> bool {
         self.addr.ip().is_loopback()
     }
+
+    /// What the `weather` tool answers from when `[tools.weather]` sets no base URL: demo data
+    /// while the demo model serves (no `UPSTREAM_BASE_URL`), so a first run needs no network;
+    /// the public Open-Meteo otherwise.
+    pub fn weather_default(&self) -> WeatherDefault {
+        if self.upstreams.default.is_none() {
+            WeatherDefault::DemoData
+        } else {
+            WeatherDefault::OpenMeteo
+        }
+    }
 }
 
 fn read_file_config(path: &Path) -> Result<FileConfig, ConfigError> {
@@ -571,8 +582,15 @@ mod tests {
         assert!(config.is_loopback());
         assert_eq!(config.database_url, DEFAULT_DATABASE_URL);
         assert!(config.upstreams.default.is_none());
+        assert_eq!(config.weather_default(), WeatherDefault::DemoData);
         assert_eq!(config.log_format, LogFormat::Pretty);
         assert_eq!(config.recorder.flush_interval, Duration::from_millis(250));
+        let real = load(&[
+            ("MIDSTREAM_CONFIG", ""),
+            ("UPSTREAM_BASE_URL", "http://127.0.0.1:9/v1"),
+        ])
+        .expect("valid");
+        assert_eq!(real.weather_default(), WeatherDefault::OpenMeteo);
     }
 
     #[test]

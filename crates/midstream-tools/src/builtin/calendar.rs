@@ -1,5 +1,10 @@
 //! `calendar`: meetings in MidStream's own database — book (after a conflict check), list, check.
 //!
+//! `create` answers `{"status": "booked", "event"}`; for a meeting that is already in the
+//! calendar (same start, end, title and attendees, ignoring case), `{"status":
+//! "already_booked", "event"}` with the existing event, so asking twice never books twice; for
+//! any other overlap, `{"status": "conflict", "conflicts", "requested"}`.
+//!
 //! Times come either as RFC 3339 (`start`, `from`, `to`) or as the phrases people say (`when`,
 //! and `from`/`to` too), read in the calendar's time zone relative to its [`Clock`]. Results
 //! give times as RFC 3339 in that zone, plus Unix ms.
@@ -138,6 +143,22 @@ struct Slot {
     ends_at: Timestamp,
 }
 
+impl Slot {
+    /// Whether `event` is this very meeting: same start and end, and the same title and
+    /// attendees up to case (the attendees in any order).
+    fn is_booked_as(&self, event: &CalendarEvent) -> bool {
+        let folded = |names: &[String]| {
+            let mut names: Vec<String> = names.iter().map(|n| n.to_lowercase()).collect();
+            names.sort_unstable();
+            names
+        };
+        event.starts_at == self.starts_at.as_millisecond()
+            && event.ends_at == self.ends_at.as_millisecond()
+            && event.title.to_lowercase() == self.title.to_lowercase()
+            && folded(&event.attendees) == folded(&self.attendees)
+    }
+}
+
 impl CalendarTool {
     /// The tool's registered name.
     pub const NAME: &'static str = "calendar";
@@ -165,7 +186,7 @@ impl CalendarTool {
                     "action": {
                         "type": "string",
                         "enum": ["create", "list", "check"],
-                        "description": "create books a meeting unless it conflicts; check only reports conflicts; list shows meetings in a window."
+                        "description": "create books a meeting unless it conflicts (the same meeting again is already_booked); check only reports conflicts; list shows meetings in a window."
                     },
                     "title": {"type": "string", "minLength": 1, "maxLength": 200},
                     "with": {
@@ -318,6 +339,9 @@ impl CalendarTool {
     async fn create(&self, slot: Slot, ctx: &CallContext) -> Result<Value, ToolError> {
         let _booking = self.booking.lock().await;
         let conflicts = self.overlapping(slot.starts_at, slot.ends_at).await?;
+        if let Some(existing) = conflicts.iter().find(|event| slot.is_booked_as(event)) {
+            return Ok(json!({"status": "already_booked", "event": self.event_json(existing)}));
+        }
         if !conflicts.is_empty() {
             return Ok(json!({
                 "status": "conflict",

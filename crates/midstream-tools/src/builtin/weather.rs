@@ -1,6 +1,7 @@
-//! `weather`: current conditions for a city from an Open-Meteo-compatible API.
+//! `weather`: current conditions for a city from an Open-Meteo-compatible API, or, on a first
+//! run, from built-in demo data ([`WeatherTool::demo`]: no network, marked `"source": "demo"`).
 //!
-//! Two requests: the geocoding API turns the city into coordinates
+//! Against the API, two requests: the geocoding API turns the city into coordinates
 //! (`GET {geocoding}/v1/search?name=…&count=1&language=en&format=json`), then the forecast API
 //! gives the current conditions there (`GET {forecast}/v1/forecast?latitude=…&longitude=…&current=…`).
 //! No timeout of its own: the dispatcher bounds the whole call and drops it on cancellation.
@@ -12,6 +13,8 @@ use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
 use crate::{CallContext, Tool, ToolError};
+
+mod demo;
 
 /// Largest response body read from either API; a larger one is an upstream error. Real answers
 /// are about 1 KiB.
@@ -40,10 +43,25 @@ impl Default for WeatherConfig {
 /// The `weather` tool.
 #[derive(Debug)]
 pub struct WeatherTool {
+    source: Source,
+    parameters: Value,
+}
+
+/// Where the tool's answers come from.
+#[derive(Debug)]
+enum Source {
+    /// An Open-Meteo-compatible API.
+    Api(OpenMeteo),
+    /// Built-in demo data.
+    Demo,
+}
+
+/// The two endpoints of an Open-Meteo-compatible API.
+#[derive(Debug)]
+struct OpenMeteo {
     http: reqwest::Client,
     search_url: Url,
     forecast_url: Url,
-    parameters: Value,
 }
 
 /// Arguments, once the schema has accepted them.
@@ -94,7 +112,7 @@ struct ForecastResponse {
 
 /// Open-Meteo reports `null` for a variable it has no value for; only the temperature is
 /// required.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 struct Current {
     temperature_2m: f64,
     relative_humidity_2m: Option<f64>,
@@ -110,38 +128,62 @@ impl WeatherTool {
     /// a base URL is not an absolute http(s) URL.
     pub fn new(config: &WeatherConfig, http: reqwest::Client) -> Result<Self, ToolError> {
         Ok(WeatherTool {
-            http,
-            search_url: endpoint(
-                "geocoding_base_url",
-                &config.geocoding_base_url,
-                "v1/search",
-            )?,
-            forecast_url: endpoint(
-                "forecast_base_url",
-                &config.forecast_base_url,
-                "v1/forecast",
-            )?,
-            parameters: json!({
-                "type": "object",
-                "properties": {
-                    "city": {
-                        "type": "string",
-                        "minLength": 1,
-                        "maxLength": 100,
-                        "description": "City name, e.g. \"Paris\" or \"New York\"."
-                    },
-                    "units": {
-                        "type": "string",
-                        "enum": ["celsius", "fahrenheit"],
-                        "description": "Temperature unit (default celsius)."
-                    }
-                },
-                "required": ["city"],
-                "additionalProperties": false
+            source: Source::Api(OpenMeteo {
+                http,
+                search_url: endpoint(
+                    "geocoding_base_url",
+                    &config.geocoding_base_url,
+                    "v1/search",
+                )?,
+                forecast_url: endpoint(
+                    "forecast_base_url",
+                    &config.forecast_base_url,
+                    "v1/forecast",
+                )?,
             }),
+            parameters: parameters(),
         })
     }
 
+    /// A weather tool that never touches the network: every city gets plausible, deterministic
+    /// conditions (the same city always the same), in the API's result shape plus
+    /// `"source": "demo"`. For a first run with the demo model, so the demo works offline.
+    pub fn demo() -> Self {
+        WeatherTool {
+            source: Source::Demo,
+            parameters: parameters(),
+        }
+    }
+
+    /// Whether this tool answers from demo data.
+    pub fn is_demo(&self) -> bool {
+        matches!(self.source, Source::Demo)
+    }
+}
+
+/// The tool's JSON Schema, whatever its source.
+fn parameters() -> Value {
+    json!({
+        "type": "object",
+        "properties": {
+            "city": {
+                "type": "string",
+                "minLength": 1,
+                "maxLength": 100,
+                "description": "City name, e.g. \"Paris\" or \"New York\"."
+            },
+            "units": {
+                "type": "string",
+                "enum": ["celsius", "fahrenheit"],
+                "description": "Temperature unit (default celsius)."
+            }
+        },
+        "required": ["city"],
+        "additionalProperties": false
+    })
+}
+
+impl OpenMeteo {
     async fn locate(&self, city: &str) -> Result<Place, ToolError> {
         let mut url = self.search_url.clone();
         url.query_pairs_mut()
@@ -243,21 +285,59 @@ impl Tool for WeatherTool {
         if city.is_empty() {
             return Err(ToolError::InvalidArguments("city is blank".into()));
         }
-        let place = self.locate(city).await?;
-        let current = self.current(&place, args.units).await?;
-        Ok(json!({
-            "city": place.name,
-            "country": place.country,
-            "latitude": place.latitude,
-            "longitude": place.longitude,
-            "temperature": current.temperature_2m,
-            "temperature_unit": args.units.name(),
-            "humidity": current.relative_humidity_2m,
-            "wind_speed_kmh": current.wind_speed_10m,
-            "weather_code": current.weather_code,
-            "conditions": current.weather_code.map(conditions),
-        }))
+        match &self.source {
+            Source::Api(api) => {
+                let place = api.locate(city).await?;
+                let current = api.current(&place, args.units).await?;
+                Ok(report(
+                    &place.name,
+                    place.country.as_deref(),
+                    Some((place.latitude, place.longitude)),
+                    &current,
+                    args.units,
+                ))
+            }
+            Source::Demo => {
+                let demo = demo::report(city);
+                let mut current = demo.current;
+                if let Units::Fahrenheit = args.units {
+                    current.temperature_2m =
+                        (current.temperature_2m * 9.0 / 5.0 * 10.0 + 320.0).round() / 10.0;
+                }
+                let mut result = report(
+                    &demo.name,
+                    demo.country,
+                    demo.coordinates,
+                    &current,
+                    args.units,
+                );
+                result["source"] = json!("demo");
+                Ok(result)
+            }
+        }
     }
+}
+
+/// The result, in one shape whatever the source.
+fn report(
+    city: &str,
+    country: Option<&str>,
+    coordinates: Option<(f64, f64)>,
+    current: &Current,
+    units: Units,
+) -> Value {
+    json!({
+        "city": city,
+        "country": country,
+        "latitude": coordinates.map(|c| c.0),
+        "longitude": coordinates.map(|c| c.1),
+        "temperature": current.temperature_2m,
+        "temperature_unit": units.name(),
+        "humidity": current.relative_humidity_2m,
+        "wind_speed_kmh": current.wind_speed_10m,
+        "weather_code": current.weather_code,
+        "conditions": current.weather_code.map(conditions),
+    })
 }
 
 /// `base` + `path`, keeping any path prefix of `base` (`http://mock/openmeteo` →
@@ -372,6 +452,57 @@ mod tests {
             "{error}"
         );
         assert!(endpoint("k", "not a url", "v1").is_err());
+    }
+
+    #[tokio::test]
+    async fn demo_data_has_the_api_shape_marked_as_demo() {
+        let tool = WeatherTool::demo();
+        assert!(tool.is_demo());
+        let ctx = CallContext::default();
+        let lisbon = tool
+            .call(json!({"city": "lisbon"}), &ctx)
+            .await
+            .expect("demo weather never fails");
+        let api_shape = report("x", None, None, &demo::report("x").current, Units::Celsius);
+        let mut keys: Vec<&String> = lisbon.as_object().expect("an object").keys().collect();
+        let mut expected: Vec<&String> = api_shape.as_object().expect("an object").keys().collect();
+        let source = "source".to_owned();
+        expected.push(&source);
+        keys.sort();
+        expected.sort();
+        assert_eq!(keys, expected);
+        assert_eq!(lisbon["source"], "demo");
+        assert_eq!(lisbon["city"], "Lisbon");
+        assert_eq!(lisbon["country"], "Portugal");
+        assert_eq!(lisbon["temperature_unit"], "celsius");
+        let code = lisbon["weather_code"].as_u64().expect("a code");
+        assert_eq!(
+            lisbon["conditions"],
+            conditions(u16::try_from(code).expect("small"))
+        );
+        let again = tool
+            .call(json!({"city": "Lisbon"}), &ctx)
+            .await
+            .expect("ok");
+        assert_eq!(again, lisbon, "deterministic");
+
+        let fahrenheit = tool
+            .call(json!({"city": "Lisbon", "units": "fahrenheit"}), &ctx)
+            .await
+            .expect("ok");
+        let celsius = lisbon["temperature"].as_f64().expect("a number");
+        let converted = fahrenheit["temperature"].as_f64().expect("a number");
+        assert!(
+            (converted - (celsius * 1.8 + 32.0)).abs() < 0.051,
+            "{celsius} °C = {converted} °F"
+        );
+        assert_eq!(fahrenheit["temperature_unit"], "fahrenheit");
+
+        let blank = tool.call(json!({"city": "  "}), &ctx).await;
+        assert!(
+            matches!(blank, Err(ToolError::InvalidArguments(_))),
+            "{blank:?}"
+        );
     }
 
     #[test]
