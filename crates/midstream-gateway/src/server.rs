@@ -136,7 +136,7 @@ impl Gateway {
         let router = Router::new(&config, client);
         if router.is_demo() {
             tracing::info!(
-                "no UPSTREAM_BASE_URL: unrouted models are answered by the built-in DEMO MODEL (scripted, not an LLM)"
+                "no UPSTREAM_BASE_URL: the built-in DEMO MODEL (scripted, not an LLM) answers as `midstream-demo` (and aliases); other model names are 404 model_not_found"
             );
         }
         let state = AppState {

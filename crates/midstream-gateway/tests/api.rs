@@ -88,8 +88,7 @@ async fn too_many_concurrent_streams_is_503_with_retry_after() {
         .env("MIDSTREAM_DEMO_TOKEN_DELAY_MS", "50")
         .start()
         .await;
-    let request =
-        json!({"model": "m", "stream": true, "messages": [{"role": "user", "content": "hi"}]});
+    let request = json!({"model": "midstream-demo", "stream": true, "messages": [{"role": "user", "content": "hi"}]});
     let first = app.chat(&request).await;
     assert_eq!(first.status(), 200);
     let second = app.chat(&request).await;
@@ -105,8 +104,7 @@ async fn keys_are_required_once_one_exists_and_streams_are_private_to_their_key(
         .env("MIDSTREAM_API_KEYS", "msk_alpha, msk_beta")
         .start()
         .await;
-    let request =
-        json!({"model": "m", "stream": true, "messages": [{"role": "user", "content": "hi"}]});
+    let request = json!({"model": "midstream-demo", "stream": true, "messages": [{"role": "user", "content": "hi"}]});
     let response = app.chat(&request).await;
     assert_eq!(response.status(), 401);
     assert_eq!(
@@ -174,8 +172,7 @@ async fn health_readiness_and_metrics() {
     let ready: Value = app.get("/readyz").await.json().await.expect("json");
     assert_eq!(ready, json!({"status": "ready", "database": "sqlite"}));
 
-    let request =
-        json!({"model": "m", "stream": true, "messages": [{"role": "user", "content": "hi"}]});
+    let request = json!({"model": "midstream-demo", "stream": true, "messages": [{"role": "user", "content": "hi"}]});
     collect_sse(app.chat(&request).await).await;
     let metrics = app.get("/metrics").await.text().await.expect("text");
     for name in [

@@ -11,7 +11,7 @@ use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-const CHAT: &str = r#"{"model":"demo","messages":[{"role":"user","content":"hi"}]}"#;
+const CHAT: &str = r#"{"model":"midstream-demo","messages":[{"role":"user","content":"hi"}]}"#;
 
 async fn connect(app: &TestApp) -> TcpStream {
     TcpStream::connect(app.addr).await.expect("connects")
@@ -160,7 +160,8 @@ async fn a_body_over_the_limit_is_refused_before_it_is_sent() {
 async fn http_1_0_streams_end_with_the_connection_and_head_has_no_body() {
     let app = TestApp::start().await;
     let mut stream = connect(&app).await;
-    let body = r#"{"model":"demo","stream":true,"messages":[{"role":"user","content":"hi"}]}"#;
+    let body =
+        r#"{"model":"midstream-demo","stream":true,"messages":[{"role":"user","content":"hi"}]}"#;
     let request = format!(
         "POST /v1/chat/completions HTTP/1.0\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
         body.len()

@@ -14,6 +14,13 @@ fn request(prompt: &str) -> Value {
     json!({"model": "gpt-4o-mini", "stream": true, "messages": [{"role": "user", "content": prompt}]})
 }
 
+/// A request for the demo model (with no upstream, the only model besides aliases).
+fn demo_request(prompt: &str) -> Value {
+    let mut body = request(prompt);
+    body["model"] = json!("midstream-demo");
+    body
+}
+
 fn stream_id(response: &reqwest::Response) -> String {
     response.headers()["x-midstream-stream-id"]
         .to_str()
@@ -64,7 +71,13 @@ fn frame_index(collected: &Collected, pred: impl Fn(&Value) -> bool) -> Option<u
 async fn the_demo_model_triggers_weather_and_calendar_mid_stream() {
     let weather = MockWeather::start().await;
     let app = with_rules(&weather, 3000).start().await;
-    let response = app.chat(&request("Hi! What can you do?")).await;
+    // Neither request is written the way the rules read it (lower-case names, "looking in"),
+    // so only the demo's answer, which says both back in full, triggers the tools.
+    let response = app
+        .chat(&demo_request(
+            "How's the weather looking in paris? And could you book a call with john next Wednesday at 10 AM?",
+        ))
+        .await;
     let id = stream_id(&response);
     let collected = collect_sse(response).await;
     assert!(collected.ends_with_done());
@@ -506,7 +519,7 @@ async fn injection_can_be_turned_off_per_request() {
         .client
         .post(app.url("/v1/chat/completions"))
         .header("x-midstream-events", "off")
-        .json(&request("hello"))
+        .json(&demo_request("What's the weather in Paris?"))
         .send()
         .await
         .expect("answer");
@@ -525,7 +538,7 @@ async fn injection_can_be_turned_off_per_request() {
 async fn non_streaming_completions_carry_their_events() {
     let weather = MockWeather::start().await;
     let app = with_rules(&weather, 3000).start().await;
-    let mut body = request("hello");
+    let mut body = demo_request("What's the weather in Paris?");
     body["stream"] = json!(false);
     let completion: Value = app.chat(&body).await.json().await.expect("json");
     let events = completion["midstream"]["events"]
@@ -673,7 +686,9 @@ async fn without_continuation_owned_calls_run_and_other_calls_pass_through_untou
 async fn analysis_is_recorded_in_postgres() {
     let weather = MockWeather::start().await;
     let app = with_rules(&weather, 3000).postgres().start().await;
-    let response = app.chat(&request("hello")).await;
+    let response = app
+        .chat(&demo_request("What's the weather in Paris?"))
+        .await;
     let id = stream_id(&response);
     collect_sse(response).await;
     let record = app.record(&id).await;

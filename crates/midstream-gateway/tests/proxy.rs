@@ -139,13 +139,16 @@ async fn non_streaming_completions_pass_through_with_a_midstream_member() {
 #[tokio::test]
 async fn the_demo_model_streams_through_the_gateway() {
     let app = TestApp::start().await;
-    let response = app.chat(&stream_request()).await;
+    let mut request = stream_request();
+    request["model"] = json!("midstream-demo");
+    let response = app.chat(&request).await;
     assert_eq!(
         response.headers()["content-type"],
         "text/event-stream; charset=utf-8"
     );
     let collected = collect_sse(response).await;
-    assert!(collected.content().contains("the weather in Paris"));
+    // "Say hello" asks for no tool: the demo introduces itself.
+    assert!(collected.content().contains("MidStream demo model"));
     assert!(collected.ends_with_done());
     let models: Value = app.get("/v1/models").await.json().await.expect("json");
     assert_eq!(models["data"][0]["id"], "midstream-demo");
@@ -666,7 +669,19 @@ async fn aliases_route_to_named_upstreams_with_the_model_rewritten() {
         ),
         (Some("fast"), Some("local"), Some("small-model-v2"))
     );
-    // Unaliased names go to the default upstream: here none is configured, so the demo model.
-    let demo = collect_sse(app.chat(&stream_request()).await).await;
+    // With no default upstream, the demo model serves its own name; other unaliased names do
+    // not exist.
+    let unknown = app.chat(&stream_request()).await;
+    assert_eq!(unknown.status(), 404);
+    let error: Value = unknown.json().await.expect("json");
+    assert_eq!(error["error"]["code"], "model_not_found");
+    assert!(
+        error["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("Available models: midstream-demo, fast.")),
+        "{error}"
+    );
+    request["model"] = json!("midstream-demo");
+    let demo = collect_sse(app.chat(&request).await).await;
     assert!(demo.content().contains("demo model"));
 }

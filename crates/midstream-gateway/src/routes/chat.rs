@@ -42,7 +42,7 @@ pub async fn completions(
         .map_err(|_| ApiError::Overloaded {
             limit: state.config.limits.max_streams,
         })?;
-    let route = state.router.resolve(&request.model);
+    let route = state.router.resolve(&request.model)?;
     let stream_id: Arc<str> = uuid::Uuid::now_v7().to_string().into();
     let row = state.recorder.open(NewStream {
         id: stream_id.to_string(),

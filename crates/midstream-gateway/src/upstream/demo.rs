@@ -2,11 +2,22 @@
 //! clone runs end to end with no key and no network.
 //!
 //! It streams like a real model — a role chunk, one chunk per token-sized piece paced by
-//! `MIDSTREAM_DEMO_TOKEN_DELAY_MS`, a finish chunk, usage when asked, `[DONE]` — and its
-//! script contains the phrases the default intent rules catch ("schedule a meeting with John
-//! next Wednesday at 10 AM", "the weather in Paris"). When the request offers a weather-like
-//! function tool and the user asks about the weather, it streams `tool_calls` instead; when
-//! the conversation ends with a tool result, it answers from that result.
+//! `MIDSTREAM_DEMO_TOKEN_DELAY_MS`, a finish chunk, usage when asked, `[DONE]` — and answers
+//! what the last user message asked ([`ask`] picks out the topics, city, person, day and time):
+//!
+//! - the weather in a city: a sentence with "the weather in CITY", which the default `weather`
+//!   rule catches; with no city, it asks for one;
+//! - to schedule a meeting: with a person, a day and a clear time, a sentence with "schedule a
+//!   meeting with PERSON DAY at TIME", which the default `schedule` rule catches (so the
+//!   calendar books it); with a piece missing or unclear ("at 3": morning or afternoon?), it
+//!   asks for that piece and books nothing;
+//! - a joke, a greeting, anything else: an answer that triggers no tool.
+//!
+//! When the request offers a weather-like function tool and the user asks about the weather in
+//! a city, it streams `tool_calls` instead; when the conversation ends with a tool result, it
+//! answers from that result.
+
+mod ask;
 
 use std::collections::VecDeque;
 use std::future::Future;
@@ -21,26 +32,30 @@ use http::HeaderMap;
 use serde_json::{Value, json};
 use tokio::time::Sleep;
 
+use self::ask::{Asked, Clock, MeetingAsk};
 use super::{UpstreamError, UpstreamResponse};
 use crate::protocol::request::{ChatRequest, message_text};
 
 /// The model name the demo reports.
 pub const DEMO_MODEL: &str = "midstream-demo";
 
-const GREETING: &str = "Hello! I'm the MidStream demo model, a scripted stand-in for a real LLM. \
-While I stream, MidStream reads my words: when I say I can schedule a meeting with John next \
-Wednesday at 10 AM, or mention the weather in Paris, it starts those tools at once and injects \
-their results into this same stream, before I finish my sentence. Set UPSTREAM_BASE_URL and \
-OPENAI_API_KEY to talk to a real model instead.";
+/// What the demo says to anything it has no script for. It names what it can do without
+/// saying a phrase that a default rule would act on.
+const INTRODUCTION: &str = "I'm the MidStream demo model, a scripted stand-in for a real LLM, \
+so I only know a few tricks. Ask me about the weather in a city of your choice, ask me to \
+schedule a meeting (tell me with whom, which day and at what time), or ask for a joke. While \
+I stream, MidStream reads my words, starts a tool the moment a rule matches, and injects its \
+result into this same stream. Set UPSTREAM_BASE_URL and OPENAI_API_KEY to talk to a real model \
+instead.";
 
-const WEATHER: &str = "Let me check that for you. The weather in Paris looks changeable this \
-week, so I will fetch the live forecast while I keep talking. Bring a light jacket either way, \
-and let me know if you want the forecast for another city.";
-
-const MEETING: &str = "Sure, I can take care of that. I will schedule a meeting with John next \
-Wednesday at 10 AM and check your calendar for conflicts while we talk. If that slot does not \
-work, tell me another time and I will move it.";
-
+const JOKES: [&str; 3] = [
+    "Why did the language model cross the road? It predicted the other side was the most \
+likely next token.",
+    "I asked a gateway for a joke about streaming. It sent me the punchline first, just to \
+keep the time to first token low.",
+    "There are two hard problems in computer science: cache invalidation, naming things, and \
+off-by-one errors.",
+];
 /// The scripted model.
 #[derive(Debug)]
 pub struct DemoModel {
@@ -113,27 +128,76 @@ fn choose_reply(request: &ChatRequest) -> Reply {
             "Thanks, the tool answered. Here is what it found: {summary}"
         ));
     }
-    let asked = request.last_user_text().unwrap_or_default().to_lowercase();
-    if asked.contains("weather") {
-        if let Some(name) = offered_tool(request, &["weather"]) {
-            let city = ["Paris", "London", "Berlin", "Tokyo", "New York"]
-                .into_iter()
-                .find(|c| asked.contains(&c.to_lowercase()))
-                .unwrap_or("Paris");
-            return Reply::ToolCall {
-                name,
-                arguments: json!({ "city": city }).to_string(),
-            };
-        }
-        return Reply::Text(WEATHER.to_owned());
-    }
-    if ["meeting", "schedule", "calendar"]
-        .iter()
-        .any(|w| asked.contains(w))
+    let text = request.last_user_text().unwrap_or_default();
+    let asked = ask::read(&text);
+    if let Some(city) = asked.weather.as_ref().and_then(|w| w.city.as_deref())
+        && asked.meeting.is_none()
+        && let Some(name) = offered_tool(request, &["weather"])
     {
-        return Reply::Text(MEETING.to_owned());
+        return Reply::ToolCall {
+            name,
+            arguments: json!({ "city": city }).to_string(),
+        };
     }
-    Reply::Text(GREETING.to_owned())
+    Reply::Text(answer(&asked, &text))
+}
+
+/// The demo's answer to what was asked. Only the weather and meeting sentences contain
+/// phrases the default rules act on, and only when everything they need was said.
+fn answer(asked: &Asked, text: &str) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    if asked.greeting {
+        parts.push("Hello!".to_owned());
+    }
+    if let Some(weather) = &asked.weather {
+        parts.push(match &weather.city {
+            Some(city) => format!(
+                "Let me check the weather in {city} for you. I am fetching the current \
+                 conditions while I keep talking, and they will show up right here in the \
+                 stream. Ask me about another city any time."
+            ),
+            None => "I can look up the current weather for you. Which city should I check? \
+                     Name one and I will fetch its conditions while I answer."
+                .to_owned(),
+        });
+    }
+    if let Some(meeting) = &asked.meeting {
+        parts.push(meeting_answer(meeting));
+    }
+    if asked.joke {
+        let pick = text.bytes().map(usize::from).sum::<usize>() % JOKES.len();
+        parts.push(format!("Here is one. {}", JOKES[pick]));
+    }
+    if asked.weather.is_none() && asked.meeting.is_none() && !asked.joke {
+        parts.push(INTRODUCTION.to_owned());
+    }
+    parts.join(" ")
+}
+
+/// Books when the person, the day and a clear time were all said; otherwise asks for what is
+/// missing, in words no rule acts on.
+fn meeting_answer(meeting: &MeetingAsk) -> String {
+    match (&meeting.person, &meeting.day, &meeting.time) {
+        (Some(person), Some(day), Some(Clock::Clear(time))) => format!(
+            "Sure, I can take care of that. I will schedule a meeting with {person} {day} at \
+             {time} and check your calendar for conflicts while we talk. If the slot is \
+             taken, the calendar will say so right here in the stream."
+        ),
+        (None, _, _) => "Happy to set that up. Who should the meeting be with? Tell me their \
+                         name, the day and the time, and I will put it in the calendar."
+            .to_owned(),
+        (Some(person), None, _) => format!(
+            "Which day should the meeting with {person} be? Tell me the day and the time, \
+             for example tomorrow at 3pm."
+        ),
+        (Some(person), Some(day), None) => {
+            format!("What time {day} should the meeting with {person} start?")
+        }
+        (Some(person), Some(day), Some(Clock::Ambiguous(hour))) => format!(
+            "Is that {hour} in the morning or in the afternoon? Say {hour}am or {hour}pm and \
+             the meeting with {person} {day} goes in the calendar."
+        ),
+    }
 }
 
 /// The first function tool in the request whose name contains one of the words.
@@ -304,9 +368,15 @@ mod tests {
 
     use super::*;
 
+    /// The demo's text answer to `prompt`.
+    fn text_answer(prompt: &str) -> String {
+        answer(&ask::read(prompt), prompt)
+    }
+
     #[test]
     fn tokens_rebuild_the_text() {
-        for text in [GREETING, WEATHER, MEETING, "a, b!  c", ""] {
+        let meeting = text_answer("Schedule a meeting with Maria tomorrow at 3pm");
+        for text in [INTRODUCTION, JOKES[0], &meeting, "a, b!  c", ""] {
             assert_eq!(tokenize(text).concat(), text);
         }
         let tokens = tokenize("Hello world, again.");
@@ -348,16 +418,140 @@ mod tests {
                     .and_then(Value::as_str)
             })
             .collect();
-        assert_eq!(text, GREETING);
-        assert!(text.contains("schedule a meeting with John next Wednesday at 10 AM"));
-        assert!(text.contains("the weather in Paris"));
+        // "hi" is a greeting: the demo introduces itself. (It used to advertise the tools by
+        // saying the phrases that trigger them, so every first "hi" booked a meeting.)
+        assert_eq!(text, format!("Hello! {INTRODUCTION}"));
         assert_eq!(
             chunks
                 .last()
                 .and_then(|c| c.pointer("/usage/completion_tokens"))
                 .and_then(Value::as_i64),
-            Some(tokenize(GREETING).len() as i64)
+            Some(tokenize(&text).len() as i64)
         );
+    }
+
+    /// The tool rules of the shipped `config/intents.toml` that fire on `text` in `scope`, with
+    /// their arguments.
+    fn tools_fired(text: &str, scope: midstream_analysis::Scope) -> Vec<(String, Value)> {
+        use std::sync::{Arc, LazyLock};
+
+        use midstream_analysis::{Detector, ScanOutput, Scanner};
+
+        // Compiled once: building the rules' automata takes seconds in a debug build.
+        static DEFAULT_RULES: LazyLock<Arc<Detector>> = LazyLock::new(|| {
+            Arc::new(
+                Detector::from_toml(include_str!("../../../../config/intents.toml"))
+                    .expect("the shipped rules load"),
+            )
+        });
+        let detector = &*DEFAULT_RULES;
+        let mut scanner = Scanner::new(detector.clone(), scope);
+        let mut out = ScanOutput::default();
+        scanner.feed(text.as_bytes(), &mut out);
+        scanner.finish(&mut out);
+        out.detections
+            .iter()
+            .filter_map(|d| {
+                let args = d.args.clone()?;
+                Some((detector.rules()[d.rule.0].name.clone(), args))
+            })
+            .collect()
+    }
+
+    fn meeting_args(with: &str, when: &str) -> Value {
+        json!({"action": "create", "with": with, "when": when, "title": format!("Meeting with {with}")})
+    }
+
+    #[test]
+    fn answers_trigger_the_default_rules_only_for_what_was_asked() {
+        let weather = |city: &str| vec![("weather".to_owned(), json!({"city": city}))];
+        let schedule =
+            |with: &str, when: &str| vec![("schedule".to_owned(), meeting_args(with, when))];
+        let cases: Vec<(&str, Vec<(String, Value)>)> = vec![
+            ("What's the weather in Lisbon?", weather("Lisbon")),
+            ("what is the weather like in new york", weather("New York")),
+            ("Is it raining in São Paulo?", weather("São Paulo")),
+            (
+                "Schedule a meeting with Maria tomorrow at 3pm",
+                schedule("Maria", "tomorrow at 3pm"),
+            ),
+            (
+                "could you book a call with john next wednesday at 10 AM?",
+                schedule("John", "next Wednesday at 10 AM"),
+            ),
+            (
+                "Book an appointment with Bob Monday at 3 p.m.",
+                schedule("Bob", "Monday at 3 pm"),
+            ),
+            (
+                "Set up a sync with Ann Lee on Friday at 14:30",
+                schedule("Ann Lee", "on Friday at 14:30"),
+            ),
+            (
+                "What's the weather in Oslo? And schedule a meeting with Eve today at noon.",
+                [weather("Oslo"), schedule("Eve", "today at 12pm")].concat(),
+            ),
+            // Nothing to act on, or not enough: no tool.
+            ("Tell me a joke", vec![]),
+            ("Hi", vec![]),
+            ("Hello! What can you do?", vec![]),
+            ("What's on my calendar tomorrow?", vec![]),
+            ("How did the meeting with John go?", vec![]),
+            ("What's the weather like?", vec![]),
+            ("Schedule a meeting tomorrow at 3pm", vec![]),
+            ("Schedule a meeting with Maria", vec![]),
+            ("Schedule a meeting with Maria tomorrow", vec![]),
+            ("Schedule a meeting with Maria tomorrow at 3", vec![]),
+            ("Book a call with Maria next week at 3pm", vec![]),
+        ];
+        for (prompt, expected) in cases {
+            let text = text_answer(prompt);
+            assert_eq!(
+                tools_fired(&text, midstream_analysis::Scope::Output),
+                expected,
+                "{prompt:?} was answered {text:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_meeting_said_as_the_rule_reads_it_is_echoed_with_the_same_arguments() {
+        // The prompt's own intent and the answer's then make one call, not two.
+        for prompt in [
+            "Schedule a meeting with Maria tomorrow at 3pm",
+            "Please schedule a meeting with John next Wednesday at 10 AM.",
+            "Can you set up a meeting with Ann Lee tomorrow at 3pm?",
+            "What's the weather in New York?",
+        ] {
+            let asked = tools_fired(prompt, midstream_analysis::Scope::Prompt);
+            assert_eq!(asked.len(), 1, "{prompt}");
+            assert_eq!(
+                tools_fired(&text_answer(prompt), midstream_analysis::Scope::Output),
+                asked,
+                "{prompt}"
+            );
+        }
+    }
+
+    #[test]
+    fn unclear_meetings_are_asked_about_not_booked() {
+        let answer = text_answer("Schedule a meeting with Maria tomorrow at 3");
+        assert!(
+            answer.contains("3 in the morning or in the afternoon"),
+            "{answer}"
+        );
+        let answer = text_answer("Schedule a meeting tomorrow at 3pm");
+        assert!(
+            answer.contains("Who should the meeting be with?"),
+            "{answer}"
+        );
+        let answer = text_answer("Schedule a meeting with Maria");
+        assert!(answer.contains("Which day"), "{answer}");
+        let answer = text_answer("What's the weather like?");
+        assert!(answer.contains("Which city"), "{answer}");
+        let joke = text_answer("Tell me a joke");
+        assert!(JOKES.iter().any(|j| joke.contains(j)), "{joke}");
+        assert_eq!(joke, text_answer("Tell me a joke"), "deterministic");
     }
 
     #[tokio::test]

@@ -18,7 +18,7 @@ use ::http::{HeaderMap, StatusCode};
 use bytes::Bytes;
 use futures_util::Stream;
 
-pub use demo::DemoModel;
+pub use demo::{DEMO_MODEL, DemoModel};
 pub use http::HttpUpstream;
 
 use crate::config::{Config, ModelRoute};
@@ -126,6 +126,29 @@ fn upstream_message(body: &[u8]) -> String {
         .unwrap_or_else(|| String::from_utf8_lossy(body).chars().take(300).collect())
 }
 
+/// A model name nothing serves: 404 `model_not_found`, naming the models that exist.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "The model `{model}` does not exist or you do not have access to it. Available models: \
+     {available}. (No UPSTREAM_BASE_URL is set, so the built-in demo model answers; set it to \
+     use a real model.)"
+)]
+pub struct UnknownModel {
+    /// The name asked for.
+    pub model: String,
+    /// The names that exist, comma-separated: the demo model first, then the aliases.
+    pub available: String,
+}
+
+impl From<UnknownModel> for ApiError {
+    fn from(error: UnknownModel) -> ApiError {
+        ApiError::NotFound {
+            message: error.to_string(),
+            code: "model_not_found",
+        }
+    }
+}
+
 /// One place requests can be sent.
 #[derive(Debug)]
 pub enum Upstream {
@@ -219,9 +242,13 @@ impl Router {
         matches!(*self.default, Upstream::Demo(_))
     }
 
-    /// Where a model goes: an alias's upstream, else the default upstream with the name unchanged.
-    pub fn resolve(&self, model: &str) -> Route {
-        match self.aliases.iter().find(|(alias, _)| alias == model) {
+    /// Where a model goes: an alias's upstream, else the default upstream with the name
+    /// unchanged. While the demo model serves (no `UPSTREAM_BASE_URL`), only its own name and
+    /// the aliases exist, and any other name is [`UnknownModel`] (404 `model_not_found`, as
+    /// OpenAI answers), rather than the demo's script under another model's name. A real
+    /// upstream judges names itself.
+    pub fn resolve(&self, model: &str) -> Result<Route, UnknownModel> {
+        let route = match self.aliases.iter().find(|(alias, _)| alias == model) {
             Some((_, route)) => Route {
                 upstream: match route.upstream.as_str() {
                     "demo" => self.demo.clone(),
@@ -234,11 +261,21 @@ impl Router {
                 },
                 model: route.model.clone(),
             },
+            None if self.is_demo() && model != DEMO_MODEL => {
+                return Err(UnknownModel {
+                    model: model.to_owned(),
+                    available: std::iter::once(DEMO_MODEL)
+                        .chain(self.aliases.iter().map(|(alias, _)| alias.as_str()))
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                });
+            }
             None => Route {
                 upstream: self.default.clone(),
                 model: model.to_owned(),
             },
-        }
+        };
+        Ok(route)
     }
 
     /// The aliases, for `/v1/models`.
