@@ -12,7 +12,8 @@
 //! 7. [`request_checks`]: a valid `Host` on HTTP/1.1, and a declared body length within
 //!    `MIDSTREAM_MAX_BODY_BYTES` (413 before the body is read); `DefaultBodyLimit` bounds the
 //!    body while it is read.
-//! 8. `/v1` only: authentication, then for the completions route the [`InflightLayer`].
+//! 8. `/v1` only: authentication, then for the completions route the [`InflightLayer`]. A
+//!    stream's events and cancel routes check a signed token or a key themselves.
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
@@ -28,7 +29,7 @@ use tower_http::trace::TraceLayer;
 
 use crate::error::ErrorDetail;
 use crate::inflight::{InflightConfig, InflightLayer};
-use crate::routes::{chat, fallback, health, metrics, models, streams};
+use crate::routes::{chat, events, fallback, health, metrics, models, streams, ui_chat};
 use crate::state::AppState;
 use crate::telemetry::prometheus;
 use crate::{auth, request_checks};
@@ -43,7 +44,10 @@ pub fn app(state: AppState, inflight: InflightConfig) -> Router {
             post(chat::completions).layer(InflightLayer::new(inflight)),
         )
         .route("/v1/models", get(models::list))
+        .route("/v1/streams", post(streams::start).get(streams::list))
         .route("/v1/streams/{id}", get(streams::get))
+        .route("/v1/ui/chat", post(ui_chat::chat))
+        .route("/v1/ui/chat/{chat}/stream", get(ui_chat::resume))
         .route_layer(middleware::from_fn_with_state(
             state.auth.clone(),
             auth::require_key,
@@ -52,8 +56,14 @@ pub fn app(state: AppState, inflight: InflightConfig) -> Router {
     let web = ServeDir::new(&web_dir).fallback(ServeFile::new(web_dir.join("index.html")));
     let cors = cors(&state);
     let body_limit = state.config.limits.max_body_bytes;
+    // A stream's events and its cancel take a signed token instead of a key (`EventSource`
+    // cannot send headers): they authenticate themselves.
+    let stream_access = Router::new()
+        .route("/v1/streams/{id}/events", get(events::events))
+        .route("/v1/streams/{id}/cancel", post(streams::cancel));
     Router::new()
         .merge(api)
+        .merge(stream_access)
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(metrics::metrics))

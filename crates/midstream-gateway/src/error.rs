@@ -56,10 +56,21 @@ pub enum ApiError {
     /// No key, or a wrong or revoked key (401).
     #[error("invalid or missing API key")]
     Unauthorized,
+    /// A stream URL's signed token is malformed, forged, expired or for another stream (401).
+    #[error("the stream token is invalid or expired: start the stream again for a fresh URL")]
+    InvalidStreamToken,
     /// No such route, model or stream (404).
     #[error("{message}")]
     NotFound {
         /// What was not found.
+        message: String,
+        /// Stable code.
+        code: &'static str,
+    },
+    /// The request conflicts with the resource's state (409).
+    #[error("{message}")]
+    Conflict {
+        /// What conflicts.
         message: String,
         /// Stable code.
         code: &'static str,
@@ -104,6 +115,10 @@ pub enum ApiError {
     /// The upstream broke the SSE framing (a frame past the bound) (502).
     #[error(transparent)]
     UpstreamProtocol(#[from] midstream_sse::FrameTooLarge),
+    /// The stream was cancelled through its cancel endpoint. Only ever sent in-band: the
+    /// response had started (409 if it were a status).
+    #[error("the stream was cancelled")]
+    Cancelled,
     /// The gateway is shutting down and its grace period is over (503).
     #[error("the gateway is shutting down")]
     ShuttingDown,
@@ -133,7 +148,8 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
             ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
-            ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::Unauthorized | ApiError::InvalidStreamToken => StatusCode::UNAUTHORIZED,
+            ApiError::Cancelled | ApiError::Conflict { .. } => StatusCode::CONFLICT,
             ApiError::NotFound { .. } => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
@@ -157,7 +173,13 @@ impl ApiError {
                 ("invalid_request_error", Some(*code), param.clone())
             }
             ApiError::Unauthorized => ("authentication_error", Some("invalid_api_key"), None),
-            ApiError::NotFound { code, .. } => ("invalid_request_error", Some(*code), None),
+            ApiError::InvalidStreamToken => {
+                ("authentication_error", Some("invalid_stream_token"), None)
+            }
+            ApiError::Cancelled => ("invalid_request_error", Some("stream_cancelled"), None),
+            ApiError::NotFound { code, .. } | ApiError::Conflict { code, .. } => {
+                ("invalid_request_error", Some(*code), None)
+            }
             ApiError::MethodNotAllowed => {
                 ("invalid_request_error", Some("method_not_allowed"), None)
             }

@@ -23,6 +23,7 @@ pub mod error;
 pub mod extract;
 pub mod inflight;
 mod listener;
+pub mod live;
 pub mod protocol;
 pub mod request_checks;
 pub mod routes;

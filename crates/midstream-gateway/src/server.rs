@@ -63,6 +63,9 @@ pub enum StartError {
     /// The HTTP client could not be built (TLS set-up).
     #[error("HTTP client: {0}")]
     Client(#[source] reqwest::Error),
+    /// `MIDSTREAM_REDIS_URL` is not a Redis URL.
+    #[error("MIDSTREAM_REDIS_URL: {0}")]
+    RedisUrl(#[source] redis::RedisError),
     /// The listen address is taken or not permitted.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -139,7 +142,10 @@ impl Gateway {
                 "no UPSTREAM_BASE_URL: the built-in DEMO MODEL (scripted, not an LLM) answers as `midstream-demo` (and aliases); other model names are 404 model_not_found"
             );
         }
+        let hub = hub(&config, &store, inflight.shutdown.clone()).await?;
         let state = AppState {
+            inflight: Arc::new(inflight.clone()),
+            hub,
             streams: Arc::new(Semaphore::new(config.limits.max_streams)),
             config: Arc::new(config),
             store,
@@ -181,6 +187,7 @@ impl Gateway {
         } = self;
         let grace = state.config.timeouts.shutdown_grace;
         let recorder = state.recorder.clone();
+        let hub = state.hub.clone();
         let cut_streams = inflight.shutdown.clone();
         let stop_accepting = CancellationToken::new();
         let options = ServeOptions {
@@ -206,6 +213,14 @@ impl Gateway {
                 }
             }
         }
+        // Streams started by `POST /v1/streams` run on no connection: they were cut with the
+        // others, and their records close before the flush.
+        if tokio::time::timeout(CUT_STREAMS_GRACE, hub.detached_ended())
+            .await
+            .is_err()
+        {
+            tracing::warn!("streams without a client connection did not end in time");
+        }
         if !tokio::time::timeout(FLUSH_DEADLINE, recorder.flush())
             .await
             .unwrap_or(false)
@@ -216,6 +231,45 @@ impl Gateway {
         tracker.close();
         Ok(())
     }
+}
+
+/// The browser streams' hub: the signing secret (configured, or generated once and kept in the
+/// database so every process sharing it agrees), the memory log, and the Redis log when
+/// configured (unreachable at start is not fatal: it is retried, and said in the log and
+/// `/readyz`).
+async fn hub(
+    config: &Config,
+    store: &Store,
+    shutdown: CancellationToken,
+) -> Result<crate::live::Hub, StartError> {
+    use crate::live::{Hub, RedisLog, Signer};
+    let live = &config.live;
+    let secret = match &live.secret {
+        Some(secret) => secret.expose().to_owned(),
+        None => {
+            let proposed = hex::encode(rand::random::<[u8; 32]>());
+            store.setting_or_insert("stream_secret", &proposed).await?
+        }
+    };
+    let shared = match &live.redis_url {
+        Some(url) => {
+            let log = RedisLog::new(url, live.redis).map_err(StartError::RedisUrl)?;
+            match log.ping().await {
+                Ok(()) => tracing::info!("event log: memory, shared through redis"),
+                Err(error) => {
+                    tracing::warn!(%error, "event log: redis is unreachable at start; retrying as streams run")
+                }
+            }
+            Some(log)
+        }
+        None => None,
+    };
+    Ok(Hub::new(
+        live.clone(),
+        Signer::new(secret.as_bytes()),
+        shared,
+        shutdown,
+    ))
 }
 
 /// Compiles the rules, registers the tools, and checks that every tool a rule or

@@ -7,7 +7,8 @@ use tokio::sync::Semaphore;
 
 use crate::auth::Auth;
 use crate::config::Config;
-use crate::inflight::Analyzer;
+use crate::inflight::{Analyzer, InflightConfig};
+use crate::live::Hub;
 use crate::upstream::Router;
 
 /// Shared application state; cheap to clone (everything is behind `Arc` or a handle).
@@ -27,4 +28,9 @@ pub struct AppState {
     pub auth: Arc<Auth>,
     /// Compiled rules and registered tools.
     pub analyzer: Analyzer,
+    /// The inflight layer's settings, for the streams no client connection drives
+    /// (`POST /v1/streams`), which the handler wraps itself.
+    pub inflight: Arc<InflightConfig>,
+    /// Browser streams: event logs, running streams, tokens.
+    pub hub: Hub,
 }

@@ -22,8 +22,10 @@ mod api_keys;
 mod calendar;
 pub mod clock;
 mod error;
+mod history;
 mod pool;
 mod recorder;
+mod settings;
 mod streams;
 #[cfg(any(test, feature = "test-support"))]
 pub mod testing;
@@ -34,6 +36,7 @@ pub use analysis::{IntentRecord, ToolCallRecord};
 pub use api_keys::{ApiKey, CreatedApiKey, KEY_PREFIX, hash_secret};
 pub use calendar::{CalendarEvent, NewCalendarEvent};
 pub use error::StoreError;
+pub use history::{HistoryQuery, StreamSummary};
 pub use pool::Backend;
 pub use recorder::{OpenReceipt, Recorder, RecorderConfig, metric};
 pub use streams::{

@@ -123,6 +123,8 @@ pub struct StreamClose {
     pub reply: Option<NewMessage>,
     /// The reply's position: the number of messages the request had.
     pub reply_position: i32,
+    /// The `seq` of its last EventSource event (`done`), when its events were published.
+    pub last_event_seq: Option<i64>,
 }
 
 /// A stream's row as read back.
@@ -166,6 +168,8 @@ pub struct StreamRow {
     pub created_at: i64,
     /// Unix ms.
     pub finished_at: Option<i64>,
+    /// The `seq` of its last EventSource event, once closed.
+    pub last_event_seq: Option<i64>,
 }
 
 /// A stored message.
@@ -546,7 +550,7 @@ impl Store {
                         sqlx::QueryBuilder::new(
                             "WITH v (id, status, response_text, finish_reason, error, \
                              prompt_tokens, completion_tokens, total_tokens, ttft_ms, duration_ms, \
-                             finished_at) AS (",
+                             finished_at, last_event_seq) AS (",
                         )
                         .push_values(closes, |mut row, c| {
                             row.push_bind(&c.stream_id)
@@ -559,7 +563,8 @@ impl Store {
                                 .push_bind(c.usage.total_tokens)
                                 .push_bind(c.ttft_ms)
                                 .push_bind(c.duration_ms)
-                                .push_bind(c.finished_at);
+                                .push_bind(c.finished_at)
+                                .push_bind(c.last_event_seq);
                         })
                         .push(
                             ") UPDATE streams SET status = v.status, \
@@ -567,7 +572,8 @@ impl Store {
                              error = v.error, prompt_tokens = v.prompt_tokens, \
                              completion_tokens = v.completion_tokens, \
                              total_tokens = v.total_tokens, ttft_ms = v.ttft_ms, \
-                             duration_ms = v.duration_ms, finished_at = v.finished_at \
+                             duration_ms = v.duration_ms, finished_at = v.finished_at, \
+                             last_event_seq = v.last_event_seq \
                              FROM v WHERE streams.id = v.id",
                         )
                         .build()

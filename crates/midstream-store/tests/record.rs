@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use midstream_store::testing::fresh_postgres_url;
 use midstream_store::{
-    IntentRecord, NewCalendarEvent, NewMessage, NewStream, Recorder, RecorderConfig, Store,
-    StoreOptions, StreamClose, StreamEvent, StreamStatus, ToolCallRecord, Usage,
+    HistoryQuery, IntentRecord, NewCalendarEvent, NewMessage, NewStream, Recorder, RecorderConfig,
+    Store, StoreOptions, StreamClose, StreamEvent, StreamStatus, ToolCallRecord, Usage,
 };
 use tempfile::TempDir;
 use tokio_util::task::TaskTracker;
@@ -75,6 +75,7 @@ fn close(id: &str, status: StreamStatus) -> StreamClose {
             body: "{}".into(),
         }),
         reply_position: 1,
+        last_event_seq: None,
     }
 }
 
@@ -420,6 +421,68 @@ async fn a_row_does_not_wait_for_a_whole_batch(store: Store) {
     assert!(store.stream(&late).await.expect("read").is_some());
 }
 
+/// The history lists a key's streams newest first, a page at a time, with the last user
+/// message and the start of the reply; open mode (no key) lists them all.
+async fn the_history_pages_a_keys_streams_newest_first(store: Store) {
+    let recorder = recorder(&store);
+    let mut ids = Vec::new();
+    for n in 0..5 {
+        let id = uuid::Uuid::now_v7().to_string();
+        let mut stream = new_stream(&id);
+        stream.api_key_id = Some(if n == 2 { "other" } else { "key" }.to_owned());
+        stream.messages[0].content = Some(format!("prompt {n}"));
+        assert!(recorder.open(stream).await);
+        recorder.close(StreamClose {
+            last_event_seq: Some(7),
+            ..close(&id, StreamStatus::Completed)
+        });
+        ids.push(id);
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    assert!(recorder.flush().await);
+    let page = |before: Option<String>, key: Option<&'static str>| {
+        let store = store.clone();
+        async move {
+            store
+                .stream_history(&HistoryQuery {
+                    api_key_id: key,
+                    before_id: before.as_deref(),
+                    limit: 2,
+                })
+                .await
+                .expect("history")
+        }
+    };
+    let first = page(None, Some("key")).await;
+    let second = page(Some(first[1].id.clone()), Some("key")).await;
+    let listed: Vec<&str> = first.iter().chain(&second).map(|s| s.id.as_str()).collect();
+    assert_eq!(listed, [&ids[4], &ids[3], &ids[1], &ids[0]]);
+    assert_eq!(first[0].prompt.as_deref(), Some("prompt 4"));
+    assert_eq!(first[0].preview.as_deref(), Some("Hello"));
+    assert_eq!(first[0].status, "completed");
+    assert!(page(Some(ids[0].clone()), Some("key")).await.is_empty());
+    assert_eq!(
+        page(None, None).await[0].id,
+        ids[4],
+        "open mode lists every stream"
+    );
+    let row = store.stream(&ids[0]).await.expect("read").expect("row");
+    assert_eq!(row.last_event_seq, Some(7));
+}
+
+/// The first value stored for a setting is the one every later caller reads.
+async fn a_setting_keeps_its_first_value(store: Store) {
+    let first = store
+        .setting_or_insert("secret", "one")
+        .await
+        .expect("insert");
+    let second = store
+        .setting_or_insert("secret", "two")
+        .await
+        .expect("read");
+    assert_eq!((first.as_str(), second.as_str()), ("one", "one"));
+}
+
 macro_rules! on_both_backends {
     ($($name:ident),* $(,)?) => {
         mod sqlite_backend {
@@ -438,7 +501,9 @@ on_both_backends!(
     intents_and_tool_calls_are_queryable,
     a_bad_record_does_not_block_the_others,
     api_keys_are_hashed_and_revocable,
-    calendar_overlap_is_a_conflict_check
+    calendar_overlap_is_a_conflict_check,
+    the_history_pages_a_keys_streams_newest_first,
+    a_setting_keeps_its_first_value
 );
 
 #[tokio::test]

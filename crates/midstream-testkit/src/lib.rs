@@ -31,6 +31,7 @@
 
 pub mod app;
 mod disconnects;
+pub mod events;
 mod recorded;
 mod server;
 pub mod sse;
@@ -39,6 +40,7 @@ pub mod weather;
 
 pub use app::{TestApp, TestAppBuilder};
 pub use disconnects::EarlyDisconnect;
+pub use events::{EventsResponse, StreamEvent, read_events, text_of};
 pub use recorded::RecordedRequest;
 pub use sse::{Collected, SseFrame, SseParseError, SseParser, SseReader, collect_sse};
 pub use upstream::{

@@ -17,6 +17,7 @@
 
 mod env;
 mod file;
+mod live;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -28,6 +29,7 @@ use midstream_store::{RecorderConfig, StoreOptions};
 use midstream_tools::{DispatcherConfig, WeatherDefault};
 
 use crate::inflight::{InflightConfig, ModelToolPolicy};
+use crate::live::LiveConfig;
 use env::EnvExt;
 pub use env::{Env, ProcessEnv};
 pub use file::FileConfig;
@@ -236,6 +238,8 @@ pub struct Config {
     pub model_tools: ModelToolPolicy,
     /// `MIDSTREAM_TOOLS_MAX_CONCURRENT`, `MIDSTREAM_TOOLS_MAX_PER_STREAM`.
     pub tool_limits: ToolLimits,
+    /// Browser streams: `MIDSTREAM_STREAM_*`, `MIDSTREAM_EVENT_LOG_*`, `MIDSTREAM_REDIS_*`.
+    pub live: LiveConfig,
 }
 
 /// What came from `midstream.toml` and is validated by the crates that own it.
@@ -275,7 +279,7 @@ impl Config {
         let inflight = InflightConfig::default();
         let recorder = RecorderConfig::default();
         let tools = DispatcherConfig::default();
-        Ok(Config {
+        let config = Config {
             addr: env.parse_or(
                 "MIDSTREAM_ADDR",
                 SocketAddr::from(([127, 0, 0, 1], 8080)),
@@ -380,6 +384,15 @@ impl Config {
                     tools.max_per_stream,
                 )?,
             },
+            live: live::live_config(env, Duration::ZERO)?,
+        };
+        // Subscribers get keep-alives at the same interval as chat clients.
+        Ok(Config {
+            live: LiveConfig {
+                keepalive: config.timeouts.keepalive,
+                ..config.live
+            },
+            ..config
         })
     }
 

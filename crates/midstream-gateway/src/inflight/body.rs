@@ -33,6 +33,7 @@ use http_body::{Body as HttpBody, Frame, SizeHint};
 use midstream_sse::{FrameKind, FrameSplitter, frame_data};
 use midstream_store::{OpenReceipt, StreamStatus};
 use tokio::time::Sleep;
+use tokio_util::sync::CancellationToken;
 
 use super::analysis::{Forward, StreamAnalysis};
 use super::layer::InflightConfig;
@@ -86,7 +87,10 @@ pub struct InflightBody {
     stop_sent: bool,
     upstream_error: Option<String>,
     timers: Timers,
+    /// The stream's cancel token: the gateway's shutdown or the cancel endpoint.
     shutdown: ShutdownWatch,
+    /// The gateway's own shutdown token, to tell the two apart.
+    gateway_shutdown: CancellationToken,
     _permit: tokio::sync::OwnedSemaphorePermit,
 }
 
@@ -111,6 +115,7 @@ impl InflightBody {
             inject_events,
             fallback_meta,
             permit,
+            cancel,
             ..
         } = plan;
         InflightBody {
@@ -140,7 +145,8 @@ impl InflightBody {
                 last_upstream: now,
                 last_sent: now,
             },
-            shutdown: ShutdownWatch::new(&config.shutdown),
+            shutdown: ShutdownWatch::new(&cancel),
+            gateway_shutdown: config.shutdown.clone(),
             _permit: permit,
         }
     }
@@ -160,6 +166,7 @@ impl InflightBody {
         if let Err(too_large) = pushed {
             self.fail(ApiError::from(too_large));
         }
+        self.record.flush_published();
     }
 
     fn on_frame(&mut self, frame: Bytes) {
@@ -192,6 +199,9 @@ impl InflightBody {
             self.record.usage(usage);
         }
         let finish = chunk.finish_reason().map(str::to_owned);
+        if self.record.publishes() {
+            self.publish_reasoning(&frame[payload.clone()]);
+        }
         let content = chunk.message().and_then(|m| m.content_text());
         let mut forward = self.analysis.on_content(
             frame,
@@ -229,6 +239,40 @@ impl InflightBody {
             self.flush_early_events();
         }
         self.queue_events();
+    }
+
+    /// Reasoning text (`reasoning_content`, or `reasoning` as some servers name it) for the
+    /// stream's subscribers. The chunk reader does not read it: a chunk is parsed again only
+    /// when it names such a field.
+    fn publish_reasoning(&mut self, payload: &[u8]) {
+        if memchr::memmem::find(payload, b"\"reasoning").is_none() {
+            return;
+        }
+        #[derive(serde::Deserialize)]
+        struct Chunk<'a> {
+            #[serde(borrow, default)]
+            choices: Vec<Choice<'a>>,
+        }
+        #[derive(serde::Deserialize)]
+        struct Choice<'a> {
+            #[serde(borrow, default)]
+            delta: Option<Delta<'a>>,
+        }
+        #[derive(serde::Deserialize)]
+        struct Delta<'a> {
+            #[serde(borrow, default)]
+            reasoning_content: Option<std::borrow::Cow<'a, str>>,
+            #[serde(borrow, default)]
+            reasoning: Option<std::borrow::Cow<'a, str>>,
+        }
+        let Ok(chunk) = serde_json::from_slice::<Chunk<'_>>(payload) else {
+            return;
+        };
+        if let Some(delta) = chunk.choices.into_iter().next().and_then(|c| c.delta)
+            && let Some(text) = delta.reasoning_content.or(delta.reasoning)
+        {
+            self.record.reasoning(&text);
+        }
     }
 
     /// Moves the analysis's ready events into the output (or holds them until the upstream's
@@ -309,6 +353,7 @@ impl InflightBody {
     fn fail(&mut self, error: ApiError) {
         self.flush_early_events();
         self.out.push_back(authored::error_frame(&error));
+        self.record.publish_error(&error);
         self.record
             .close(StreamStatus::Failed, Some(error.to_string()));
         self.upstream = Body::empty();
@@ -340,12 +385,24 @@ impl InflightBody {
     /// Keep-alives and the idle limit; called only when nothing else is ready.
     fn poll_timers(&mut self, cx: &mut Context<'_>) -> Poll<()> {
         if self.shutdown.shutting_down(cx) {
-            self.out
-                .push_back(authored::error_frame(&ApiError::ShuttingDown));
-            self.record.close(
-                StreamStatus::Interrupted,
-                Some("the gateway shut down".to_owned()),
-            );
+            let (error, status, reason) = if self.gateway_shutdown.is_cancelled() {
+                (
+                    ApiError::ShuttingDown,
+                    StreamStatus::Interrupted,
+                    "the gateway shut down",
+                )
+            } else {
+                (
+                    ApiError::Cancelled,
+                    StreamStatus::Cancelled,
+                    "cancelled through the cancel endpoint",
+                )
+            };
+            self.out.push_back(authored::error_frame(&error));
+            if status == StreamStatus::Interrupted {
+                self.record.publish_error(&error);
+            }
+            self.record.close(status, Some(reason.to_owned()));
             self.upstream = Body::empty();
             self.analysis.cancel();
             self.phase = Phase::Done;
@@ -412,10 +469,12 @@ impl HttpBody for InflightBody {
                     this.phase = Phase::Streaming;
                     // Events of the prompt's analysis (and a prompt `stop`).
                     this.queue_events();
+                    this.record.flush_published();
                 }
                 Phase::Streaming => {
                     if this.analysis.poll_events(cx, &mut this.record).is_ready() {
                         this.queue_events();
+                        this.record.flush_published();
                         continue;
                     }
                     match Pin::new(&mut this.upstream).poll_frame(cx) {
@@ -439,6 +498,7 @@ impl HttpBody for InflightBody {
                 Phase::Draining => {
                     if this.analysis.poll_events(cx, &mut this.record).is_ready() {
                         this.queue_events();
+                        this.record.flush_published();
                         continue;
                     }
                     if this.analysis.in_flight() > 0 {

@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex};
 
 use midstream_store::OpenReceipt;
 use tokio::sync::OwnedSemaphorePermit;
+use tokio_util::sync::CancellationToken;
 
 use super::analysis::StreamAnalysis;
 use super::record::StreamRecord;
@@ -31,6 +32,9 @@ pub struct StreamPlan {
     pub fallback_meta: ChunkMeta,
     /// Holds one of the gateway's concurrent-stream slots until the stream ends.
     pub permit: OwnedSemaphorePermit,
+    /// Ends the stream: cancelled by the gateway's shutdown (it is a child of that token) or
+    /// through `POST /v1/streams/{id}/cancel`.
+    pub cancel: CancellationToken,
 }
 
 /// A take-once slot for a [`StreamPlan`] in response extensions.

@@ -2,6 +2,9 @@
 //!
 //! The close happens however the stream ends: finished, failed, or dropped because the
 //! client went away (then `cancelled`), because [`Drop`] closes whatever was not closed.
+//!
+//! A streaming request's record also feeds its [`Producer`]: what the record keeps is what
+//! the browser-stream subscribers read, so their text always equals the record's.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -12,6 +15,8 @@ use midstream_store::{
 };
 
 use super::events::json_text;
+use crate::error::ApiError;
+use crate::live::Producer;
 use crate::protocol::chunk::UsageView;
 use crate::telemetry::prometheus as metric;
 
@@ -29,6 +34,8 @@ pub struct StreamRecord {
     closed: bool,
     /// How many messages the request had: the reply's position.
     messages: i32,
+    /// The stream's events for subscribers (streaming requests only).
+    live: Option<Producer>,
 }
 
 impl StreamRecord {
@@ -52,6 +59,42 @@ impl StreamRecord {
             next_seq: 0,
             closed: false,
             messages: i32::try_from(messages).unwrap_or(i32::MAX),
+            live: None,
+        }
+    }
+
+    /// Publishes this stream's events to subscribers through `producer`.
+    pub fn publish(&mut self, producer: Producer) {
+        self.live = Some(producer);
+    }
+
+    /// Whether subscribers may follow this stream (it publishes its events).
+    pub fn publishes(&self) -> bool {
+        self.live.is_some()
+    }
+
+    /// Hands what was published since the last call to the event logs: once per upstream
+    /// read, and after tool results.
+    pub fn flush_published(&mut self) {
+        if let Some(live) = &mut self.live {
+            live.flush();
+        }
+    }
+
+    /// Reasoning text the upstream streamed (published, not recorded).
+    pub fn reasoning(&mut self, text: &str) {
+        if let Some(live) = &mut self.live
+            && !text.is_empty()
+        {
+            live.reasoning(text);
+        }
+    }
+
+    /// The error the stream ends with, published as the same object the client is sent (the
+    /// close that follows records it).
+    pub fn publish_error(&mut self, error: &ApiError) {
+        if let Some(live) = &mut self.live {
+            live.error(&error.body());
         }
     }
 
@@ -76,6 +119,9 @@ impl StreamRecord {
             self.ttft = Some(ttft);
         }
         self.text.push_str(text);
+        if let Some(live) = &mut self.live {
+            live.token(text);
+        }
     }
 
     /// The upstream's finish reason (or the gateway's, e.g. `content_filter`).
@@ -90,12 +136,18 @@ impl StreamRecord {
             completion_tokens: usage.completion_tokens,
             total_tokens: usage.total_tokens,
         };
+        if let Some(live) = &mut self.live {
+            live.usage(&self.usage);
+        }
     }
 
     /// Records an event (the same JSON the client is sent); returns its sequence number.
     pub fn event(&mut self, kind: &str, payload: String) -> i64 {
         let seq = self.next_seq;
         self.next_seq += 1;
+        if let Some(live) = &mut self.live {
+            live.event(kind, &payload);
+        }
         self.recorder.event(StreamEvent {
             stream_id: self.stream_id.to_string(),
             seq,
@@ -122,6 +174,10 @@ impl StreamRecord {
             return;
         }
         metrics::gauge!(metric::ACTIVE_STREAMS).decrement(1.0);
+        let last_event_seq = self.live.as_mut().map(|live| {
+            let seq = live.finish(status, self.finish_reason.as_deref(), error.as_deref());
+            i64::try_from(seq).unwrap_or(i64::MAX)
+        });
         let text = std::mem::take(&mut self.text);
         let reply = (!text.is_empty()).then(|| NewMessage {
             role: "assistant".to_owned(),
@@ -143,6 +199,7 @@ impl StreamRecord {
             finished_at: midstream_store::clock::now_ms(),
             reply,
             reply_position: self.messages,
+            last_event_seq,
         });
     }
 }

@@ -7,6 +7,7 @@ use std::time::Instant;
 use axum::Extension;
 use axum::body::Body;
 use axum::extract::State;
+
 use axum::response::Response;
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use midstream_store::{NewMessage, NewStream, StreamStatus};
@@ -33,7 +34,20 @@ pub async fn completions(
     headers: HeaderMap,
     RequestBody(bytes): RequestBody,
 ) -> Result<Response, ApiError> {
-    let started = Instant::now();
+    start(&state, &caller, &headers, bytes, Instant::now()).await
+}
+
+/// Validates a chat request, opens its record, calls the upstream, and answers with the
+/// upstream's body and the [`StreamPlan`] the inflight layer runs it with (or an error
+/// response that carries the stream id). A streaming request publishes its events, so that
+/// `GET /v1/streams/{id}/events` can follow it.
+pub async fn start(
+    state: &AppState,
+    caller: &Caller,
+    headers: &HeaderMap,
+    bytes: bytes::Bytes,
+    started: Instant,
+) -> Result<Response, ApiError> {
     let mut request = ChatRequest::parse(&bytes, state.config.limits.max_messages)?;
     let permit = state
         .streams
@@ -61,6 +75,13 @@ pub async fn completions(
         started,
         request.messages().len(),
     );
+    let cancel = if request.stream {
+        let (producer, cancel) = state.hub.producer(stream_id.clone(), caller.key_id.clone());
+        record.publish(producer);
+        cancel
+    } else {
+        state.inflight.shutdown.child_token()
+    };
     tracing::debug!(stream_id = %stream_id, upstream = route.upstream.name(), "stream opened");
 
     let mut analysis = state.analyzer.stream(stream_id.clone());
@@ -93,7 +114,7 @@ pub async fn completions(
         record,
         row,
         analysis,
-        inject_events: events_enabled(&headers),
+        inject_events: events_enabled(headers),
         streaming: request.stream,
         fallback_meta: ChunkMeta::fallback(
             &stream_id,
@@ -101,6 +122,7 @@ pub async fn completions(
             &request.model,
         ),
         permit,
+        cancel,
     };
     let (body, upstream_headers) = match upstream {
         Some(upstream) => (Body::from_stream(upstream.body), upstream.headers),

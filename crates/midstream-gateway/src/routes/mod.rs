@@ -1,8 +1,11 @@
 //! HTTP routes, one file each. Handlers are thin: parse, call, map.
 
+pub mod browser;
 pub mod chat;
+pub mod events;
 pub mod fallback;
 pub mod health;
 pub mod metrics;
 pub mod models;
 pub mod streams;
+pub mod ui_chat;

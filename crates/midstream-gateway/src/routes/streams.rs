@@ -1,13 +1,147 @@
-//! `GET /v1/streams/{id}`: the recorded stream — request, messages, events, timings.
+//! Browser streams and the record: `POST /v1/streams` starts a stream and answers the URLs
+//! to follow and cancel it; `GET /v1/streams` lists the caller's recorded streams;
+//! `POST /v1/streams/{id}/cancel` stops one; `GET /v1/streams/{id}` is a stream's record —
+//! request, messages, events, timings. (Its events, live: `routes/events.rs`.)
 
 use axum::Extension;
 use axum::Json;
-use axum::extract::{Path, State};
-use serde_json::{Value, json};
+use axum::extract::{Path, Query, State};
+use axum::response::{IntoResponse, Response};
+use http::{HeaderMap, StatusCode};
+use midstream_store::HistoryQuery;
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
 
+use super::browser::{Started, authorize, start_detached};
 use crate::auth::Caller;
 use crate::error::ApiError;
+use crate::extract::RequestBody;
 use crate::state::AppState;
+
+/// Streams listed per page unless `limit` says otherwise, and the most one page may hold.
+const PAGE: u32 = 20;
+const MAX_PAGE: u32 = 100;
+
+/// `POST /v1/streams`: a chat-completions body; `201 {id, events_url, cancel_url, expires_at}`.
+pub async fn start(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    RequestBody(bytes): RequestBody,
+) -> Result<Response, ApiError> {
+    let request: Map<String, Value> = match serde_json::from_slice(&bytes) {
+        Ok(Value::Object(request)) => request,
+        Ok(_) => {
+            return Err(ApiError::bad_request(
+                "invalid_type",
+                "the request body must be a JSON object",
+                None,
+            ));
+        }
+        Err(e) => {
+            return Err(ApiError::bad_request(
+                "invalid_json",
+                format!("the request body is not valid JSON: {e}"),
+                None,
+            ));
+        }
+    };
+    let id = match start_detached(&state, &caller, request).await? {
+        Started::Running(id) => id,
+        Started::Refused(response) => return Ok(response),
+    };
+    let ttl = state.hub.config().token_ttl.as_secs();
+    let expires_at = u64::try_from(midstream_store::clock::now_ms() / 1000).unwrap_or(0) + ttl;
+    let token = state.hub.signer().sign(&id, &caller, expires_at);
+    let body = json!({
+        "id": id,
+        "object": "midstream.stream",
+        "events_url": format!("/v1/streams/{id}/events?token={token}"),
+        "cancel_url": format!("/v1/streams/{id}/cancel?token={token}"),
+        "expires_at": expires_at,
+    });
+    let mut response = (StatusCode::CREATED, Json(body)).into_response();
+    if let Ok(value) = http::HeaderValue::from_str(&id) {
+        response
+            .headers_mut()
+            .insert(super::chat::STREAM_ID_HEADER, value);
+    }
+    Ok(response)
+}
+
+/// The query of the list and of the token-authenticated routes.
+#[derive(Debug, Default, Deserialize)]
+pub struct ListQuery {
+    /// Page size (default 20, at most 100).
+    limit: Option<u32>,
+    /// The last id of the previous page: list older streams.
+    after: Option<String>,
+}
+
+/// `GET /v1/streams`: the caller's streams, newest first, `{data, has_more, next_after}`.
+pub async fn list(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Query(query): Query<ListQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let limit = query.limit.unwrap_or(PAGE).clamp(1, MAX_PAGE);
+    let mut page = state
+        .store
+        .stream_history(&HistoryQuery {
+            api_key_id: caller.key_id.as_deref(),
+            before_id: query.after.as_deref(),
+            limit: limit + 1,
+        })
+        .await?;
+    let has_more = page.len() > limit as usize;
+    page.truncate(limit as usize);
+    let next_after = has_more
+        .then(|| page.last().map(|s| s.id.clone()))
+        .flatten();
+    Ok(Json(json!({
+        "object": "list",
+        "data": page,
+        "has_more": has_more,
+        "next_after": next_after,
+    })))
+}
+
+/// The token of `events_url` / `cancel_url`.
+#[derive(Debug, Default, Deserialize)]
+pub struct TokenQuery {
+    /// The signed token, when the caller has no `Authorization` header.
+    pub token: Option<String>,
+}
+
+/// `POST /v1/streams/{id}/cancel`: stops the upstream and the stream's tools at once; its
+/// subscribers get `done` with status `cancelled`. 202 when it was running here, 200 with its
+/// status when it had already ended.
+pub async fn cancel(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Query(query): Query<TokenQuery>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    authorize(&state, &id, query.token.as_deref(), &headers).await?;
+    if state.hub.cancel(&id) {
+        return Ok((
+            StatusCode::ACCEPTED,
+            Json(json!({"id": id, "status": "cancelling"})),
+        )
+            .into_response());
+    }
+    let row = state
+        .store
+        .stream(&id)
+        .await?
+        .ok_or_else(|| crate::live::feed::not_found(&id))?;
+    if row.status == "streaming" {
+        return Err(ApiError::Conflict {
+            message: "the stream runs on another gateway process; cancel it there".to_owned(),
+            code: "stream_elsewhere",
+        });
+    }
+    Ok(Json(json!({"id": id, "status": row.status})).into_response())
+}
 
 /// The record of one stream. A key sees only its own streams (others are 404, not 403, so
 /// ids cannot be probed).

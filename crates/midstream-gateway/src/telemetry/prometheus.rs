@@ -12,6 +12,11 @@
 //! | `midstream_recorder_dropped_total{reason}` | counter | records that could not be kept |
 //! | `midstream_recorder_write_errors_total` | counter | failed batch writes (retried) |
 //! | `midstream_recorder_batch_seconds` | histogram | time per batch write |
+//! | `midstream_event_log_streams` | gauge | streams the memory event log holds |
+//! | `midstream_event_log_bytes` | gauge | bytes of events it holds |
+//! | `midstream_event_log_max_bytes`, `_max_events_per_stream`, `_max_age_seconds` | gauge | its bounds |
+//! | `midstream_event_log_subscribers` | gauge | `EventSource` and UI-stream subscribers attached |
+//! | `midstream_event_log_redis_dropped_total` | counter | batches the Redis log could not write |
 
 use std::sync::OnceLock;
 
@@ -30,6 +35,21 @@ pub const CLIENT_CONNECTIONS: &str = "midstream_client_connections";
 pub const TTFT_SECONDS: &str = "midstream_ttft_seconds";
 /// Counter: upstream failures by kind.
 pub const UPSTREAM_ERRORS: &str = "midstream_upstream_errors_total";
+
+/// Gauge: streams the memory event log holds.
+pub const EVENT_LOG_STREAMS: &str = "midstream_event_log_streams";
+/// Gauge: bytes of events the memory event log holds.
+pub const EVENT_LOG_BYTES: &str = "midstream_event_log_bytes";
+/// Gauge: the memory event log's byte bound.
+pub const EVENT_LOG_MAX_BYTES: &str = "midstream_event_log_max_bytes";
+/// Gauge: the memory event log's bound on events per stream.
+pub const EVENT_LOG_MAX_EVENTS_PER_STREAM: &str = "midstream_event_log_max_events_per_stream";
+/// Gauge: how long the memory event log keeps a finished stream.
+pub const EVENT_LOG_MAX_AGE_SECONDS: &str = "midstream_event_log_max_age_seconds";
+/// Gauge: subscribers attached.
+pub const EVENT_LOG_SUBSCRIBERS: &str = "midstream_event_log_subscribers";
+/// Counter: batches the Redis event log could not write.
+pub const EVENT_LOG_REDIS_DROPPED: &str = "midstream_event_log_redis_dropped_total";
 
 /// TTFT buckets: sub-millisecond resolution at the low end (gateway overhead), seconds at the
 /// high end (slow models).

@@ -1,0 +1,224 @@
+//! [`Hub`]: the browser streams of this process — the event logs, the streams running here
+//! (so they can be cancelled), the chats of the AI SDK route, and the token signer.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::config::LiveConfig;
+use super::event::LiveEvent;
+use super::log::EventLog;
+use super::memory::MemoryLog;
+use super::producer::Producer;
+use super::redis::RedisLog;
+use super::token::Signer;
+use crate::telemetry::prometheus as metric;
+
+/// A stream producing in this process.
+#[derive(Debug)]
+struct Running {
+    /// Cancels it.
+    cancel: CancellationToken,
+    /// The API key that started it (`None` in open mode).
+    owner: Option<String>,
+}
+
+/// Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Hub {
+    inner: Arc<HubInner>,
+}
+
+#[derive(Debug)]
+struct HubInner {
+    config: LiveConfig,
+    memory: MemoryLog,
+    shared: Option<RedisLog>,
+    signer: Signer,
+    /// Streams producing in this process.
+    running: Mutex<HashMap<Arc<str>, Running>>,
+    /// AI SDK chat id → its latest stream.
+    chats: Mutex<HashMap<String, Arc<str>>>,
+    /// The gateway's shutdown: every stream's cancel token is a child of it.
+    shutdown: CancellationToken,
+    /// Streams started by `POST /v1/streams`, which no client connection drives: shutdown
+    /// waits for them as it waits for connections.
+    detached: TaskTracker,
+}
+
+impl Hub {
+    /// A hub over these logs. Spawns the memory log's sweeper (every second, until shutdown).
+    pub fn new(
+        config: LiveConfig,
+        signer: Signer,
+        shared: Option<RedisLog>,
+        shutdown: CancellationToken,
+    ) -> Hub {
+        let hub = Hub {
+            inner: Arc::new(HubInner {
+                memory: MemoryLog::new(config.memory),
+                config,
+                shared,
+                signer,
+                running: Mutex::default(),
+                chats: Mutex::default(),
+                shutdown,
+                detached: TaskTracker::new(),
+            }),
+        };
+        let bounds = hub.inner.memory.bounds();
+        metrics::gauge!(metric::EVENT_LOG_MAX_BYTES).set(bounds.max_bytes as f64);
+        metrics::gauge!(metric::EVENT_LOG_MAX_EVENTS_PER_STREAM)
+            .set(bounds.max_events_per_stream as f64);
+        metrics::gauge!(metric::EVENT_LOG_MAX_AGE_SECONDS).set(bounds.max_age.as_secs_f64());
+        let sweeper = Arc::downgrade(&hub.inner);
+        let stop = hub.inner.shutdown.clone();
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(Duration::from_secs(1));
+            loop {
+                tokio::select! {
+                    _ = every.tick() => {}
+                    () = stop.cancelled() => return,
+                }
+                let Some(inner) = sweeper.upgrade() else {
+                    return;
+                };
+                inner.memory.sweep(Instant::now());
+                if let Ok(mut chats) = inner.chats.lock() {
+                    chats.retain(|_, stream| inner.memory.holds(stream));
+                }
+                let usage = inner.memory.usage();
+                metrics::gauge!(metric::EVENT_LOG_STREAMS).set(usage.streams as f64);
+                metrics::gauge!(metric::EVENT_LOG_BYTES).set(usage.bytes as f64);
+            }
+        });
+        hub
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &LiveConfig {
+        &self.inner.config
+    }
+
+    /// Signs and checks stream tokens.
+    pub fn signer(&self) -> &Signer {
+        &self.inner.signer
+    }
+
+    /// The shared log, when Redis is configured.
+    pub fn shared(&self) -> Option<&RedisLog> {
+        self.inner.shared.as_ref()
+    }
+
+    /// Where to read `stream`'s events: this process's memory when it holds them (its producer
+    /// runs or ran here), else the shared log.
+    pub fn log_for(&self, stream: &str) -> Option<&dyn EventLog> {
+        if self.inner.memory.holds(stream) {
+            return Some(&self.inner.memory);
+        }
+        self.inner.shared.as_ref().map(|r| r as &dyn EventLog)
+    }
+
+    /// Registers a stream that starts producing here: its producer, and the token that
+    /// cancels it (a child of the gateway's shutdown).
+    pub fn producer(
+        &self,
+        stream: Arc<str>,
+        owner: Option<String>,
+    ) -> (Producer, CancellationToken) {
+        let cancel = self.inner.shutdown.child_token();
+        self.inner.memory.open(&stream);
+        if let Ok(mut running) = self.inner.running.lock() {
+            running.insert(
+                stream.clone(),
+                Running {
+                    cancel: cancel.clone(),
+                    owner,
+                },
+            );
+        }
+        (Producer::new(self.clone(), stream), cancel)
+    }
+
+    /// Cancels a stream running in this process; false when none runs here under that id.
+    pub fn cancel(&self, stream: &str) -> bool {
+        let token = self
+            .inner
+            .running
+            .lock()
+            .ok()
+            .and_then(|running| running.get(stream).map(|r| r.cancel.clone()));
+        token.inspect(CancellationToken::cancel).is_some()
+    }
+
+    /// The owner of a stream producing here (`Some(None)`: open mode); `None` when it does not
+    /// run here. Its row may not be committed yet, so this is asked first.
+    pub fn owner_here(&self, stream: &str) -> Option<Option<String>> {
+        self.inner
+            .running
+            .lock()
+            .ok()?
+            .get(stream)
+            .map(|r| r.owner.clone())
+    }
+
+    /// Whether `stream` is producing in this process.
+    pub fn is_running_here(&self, stream: &str) -> bool {
+        self.inner
+            .running
+            .lock()
+            .is_ok_and(|running| running.contains_key(stream))
+    }
+
+    pub(super) fn append(&self, stream: &str, batch: &[LiveEvent]) {
+        self.inner.memory.append(stream, batch);
+        if let Some(shared) = &self.inner.shared {
+            shared.append(stream, batch);
+        }
+    }
+
+    pub(super) fn finished(&self, stream: &str) {
+        if let Ok(mut running) = self.inner.running.lock() {
+            running.remove(stream);
+        }
+    }
+
+    /// Remembers `stream` as the latest stream of an AI SDK chat.
+    pub fn set_chat_stream(&self, chat: &str, stream: Arc<str>) {
+        if let Ok(mut chats) = self.inner.chats.lock() {
+            chats.insert(chat.to_owned(), stream.clone());
+        }
+        if let Some(shared) = &self.inner.shared {
+            shared.set_chat_stream(chat, &stream);
+        }
+    }
+
+    /// The latest stream of an AI SDK chat, from this process or the shared log.
+    pub async fn chat_stream(&self, chat: &str) -> Option<Arc<str>> {
+        let local = self
+            .inner
+            .chats
+            .lock()
+            .ok()
+            .and_then(|chats| chats.get(chat).cloned());
+        match (local, &self.inner.shared) {
+            (Some(stream), _) => Some(stream),
+            (None, Some(shared)) => shared.chat_stream(chat).await,
+            (None, None) => None,
+        }
+    }
+
+    /// Runs a stream no client connection drives (`POST /v1/streams`) to its end.
+    pub fn spawn_detached(&self, run: impl Future<Output = ()> + Send + 'static) {
+        self.inner.detached.spawn(run);
+    }
+
+    /// Resolves when every detached stream has ended (at shutdown).
+    pub async fn detached_ended(&self) {
+        self.inner.detached.close();
+        self.inner.detached.wait().await;
+    }
+}

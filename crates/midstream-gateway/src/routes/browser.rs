@@ -1,0 +1,108 @@
+//! What the browser-stream routes share: starting a stream that no client connection drives,
+//! and deciding who may follow or cancel one.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::response::Response;
+use bytes::Bytes;
+use http::{HeaderMap, HeaderValue};
+use http_body_util::BodyExt;
+use serde_json::{Map, Value};
+
+use crate::auth::Caller;
+use crate::error::ApiError;
+use crate::inflight::{InflightBody, PlanSlot};
+use crate::live::feed::not_found;
+use crate::routes::chat::{self, EVENTS_HEADER, STREAM_ID_HEADER};
+use crate::state::AppState;
+
+/// How a browser stream was started.
+pub enum Started {
+    /// It runs: its id.
+    Running(Arc<str>),
+    /// It failed before streaming (e.g. the upstream refused): the error response, as the chat
+    /// route answers it.
+    Refused(Response),
+}
+
+/// Starts `request` (a chat-completions body) as a stream that runs on the server to its end
+/// whether or not anyone follows it: the same validation, limits, analysis, tools and record
+/// as `POST /v1/chat/completions`, with `stream: true` and usage on.
+pub async fn start_detached(
+    state: &AppState,
+    caller: &Caller,
+    mut request: Map<String, Value>,
+) -> Result<Started, ApiError> {
+    request.insert("stream".to_owned(), Value::Bool(true));
+    let options = request
+        .entry("stream_options")
+        .or_insert_with(|| Value::Object(Map::new()));
+    if let Value::Object(options) = options {
+        options.insert("include_usage".to_owned(), Value::Bool(true));
+    }
+    let bytes =
+        Bytes::from(serde_json::to_vec(&request).map_err(|e| {
+            ApiError::Internal(format!("a parsed request failed to serialise: {e}"))
+        })?);
+    // Nobody reads the chat bytes of a detached stream: its subscribers read the events.
+    let mut headers = HeaderMap::new();
+    headers.insert(EVENTS_HEADER, HeaderValue::from_static("off"));
+    let response = chat::start(state, caller, &headers, bytes, Instant::now()).await?;
+    let plan = response
+        .extensions()
+        .get::<PlanSlot>()
+        .and_then(PlanSlot::take);
+    let id = response
+        .headers()
+        .get(STREAM_ID_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(Arc::<str>::from);
+    let (Some(plan), Some(id)) = (plan, id) else {
+        return Ok(Started::Refused(response));
+    };
+    let body = InflightBody::new(response.into_body(), *plan, &state.inflight);
+    state.hub.spawn_detached(async move {
+        let mut body = std::pin::pin!(body);
+        while body.frame().await.is_some() {}
+    });
+    Ok(Started::Running(id))
+}
+
+/// The caller that may follow or cancel `stream`: the holder of a valid token for it, or an
+/// API key that owns it (or any caller in open mode). Another key's stream is 404, as if it
+/// did not exist.
+pub async fn authorize(
+    state: &AppState,
+    stream: &str,
+    token: Option<&str>,
+    headers: &HeaderMap,
+) -> Result<Caller, ApiError> {
+    if uuid::Uuid::parse_str(stream).is_err() {
+        return Err(not_found(stream));
+    }
+    if let Some(token) = token {
+        let now = u64::try_from(midstream_store::clock::now_ms() / 1000).unwrap_or(0);
+        return state
+            .hub
+            .signer()
+            .verify(stream, token, now)
+            .ok_or(ApiError::InvalidStreamToken);
+    }
+    let caller = state.auth.authenticate(headers).await?;
+    let owner = match state.hub.owner_here(stream) {
+        Some(owner) => owner,
+        None => {
+            state
+                .store
+                .stream(stream)
+                .await?
+                .ok_or_else(|| not_found(stream))?
+                .api_key_id
+        }
+    };
+    if !caller.may_see(owner.as_deref()) {
+        return Err(not_found(stream));
+    }
+    Ok(caller)
+}
