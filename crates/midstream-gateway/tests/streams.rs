@@ -464,3 +464,59 @@ async fn a_stream_no_log_holds_is_answered_from_its_record() {
     let after_done = read_events(&restarted.client, &url, rebuilt[1].id, None, None).await;
     assert_eq!(after_done.status, 204);
 }
+
+#[tokio::test]
+async fn cors_follows_the_allow_list_on_the_browser_routes() {
+    let weather = MockWeather::start().await;
+    let mock = MockUpstream::start().await;
+    let app = builder(&weather, &mock)
+        .env("MIDSTREAM_CORS_ORIGINS", "https://app.example.com")
+        .start()
+        .await;
+    mock.set_default(Scenario::text(["Hi"]));
+    for path in ["/v1/streams", "/v1/ui/chat"] {
+        for (origin, allowed) in [
+            ("https://app.example.com", true),
+            ("https://evil.example", false),
+        ] {
+            let preflight = app
+                .client
+                .request(reqwest::Method::OPTIONS, app.url(path))
+                .header("origin", origin)
+                .header("access-control-request-method", "POST")
+                .header(
+                    "access-control-request-headers",
+                    "authorization,content-type",
+                )
+                .send()
+                .await
+                .expect("answer");
+            let allow = preflight.headers().get("access-control-allow-origin");
+            assert_eq!(allow.is_some(), allowed, "{path} from {origin}");
+        }
+    }
+    let started = start(&app, &chat("hi"), None).await;
+    let events = app
+        .client
+        .get(&started.events_url)
+        .header("origin", "https://app.example.com")
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(
+        events.headers()["access-control-allow-origin"],
+        "https://app.example.com"
+    );
+    let created = app
+        .client
+        .post(app.url("/v1/streams"))
+        .header("origin", "https://app.example.com")
+        .json(&chat("hi"))
+        .send()
+        .await
+        .expect("answer");
+    let exposed = created.headers()["access-control-expose-headers"]
+        .to_str()
+        .expect("ascii");
+    assert!(exposed.contains("x-midstream-stream-id"), "{exposed}");
+}
