@@ -109,6 +109,39 @@ async fn a_stream_started_on_one_process_resumes_exactly_on_another() {
     assert_eq!(ready["redis"], "reachable");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancel_sent_to_another_process_stops_the_stream() {
+    let mock = MockUpstream::start().await;
+    mock.set_default(Scenario::text(words(500)).delay(Duration::from_millis(10)));
+    let database_url = midstream_store::testing::fresh_postgres_url().await;
+    let a = process(&mock, &database_url, "a").start().await;
+    let b = process(&mock, &database_url, "b").start().await;
+    let (id, events_url) = start_stream(&a).await;
+    let first = read_events(&b.client, &b.url(&events_url), None, None, Some(3)).await;
+    assert_eq!(first.events.len(), 3);
+    a.flush().await;
+    let cancel_url = events_url.replace("/events?", "/cancel?");
+    let cancel = b
+        .client
+        .post(b.url(&cancel_url))
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(cancel.status(), 202);
+    let rest = read_events(
+        &b.client,
+        &b.url(&events_url),
+        first.events[2].id,
+        None,
+        None,
+    )
+    .await;
+    let done = rest.events.last().expect("done");
+    assert_eq!(done.name, "done");
+    assert_eq!(done.data["status"], "cancelled");
+    assert_eq!(a.record(&id).await["status"], "cancelled");
+}
+
 #[tokio::test]
 async fn with_redis_unreachable_streams_go_on_and_readyz_says_so() {
     let mock = MockUpstream::start().await;

@@ -520,3 +520,43 @@ async fn cors_follows_the_allow_list_on_the_browser_routes() {
         .expect("ascii");
     assert!(exposed.contains("x-midstream-stream-id"), "{exposed}");
 }
+
+#[tokio::test]
+async fn reasoning_the_upstream_streams_is_published_apart_from_the_text() {
+    let weather = MockWeather::start().await;
+    let mock = MockUpstream::start().await;
+    let app = builder(&weather, &mock).start().await;
+    let chunk = |delta: Value, finish: Value| {
+        format!(
+            "data: {}\n\n",
+            json!({"id": "c1", "object": "chat.completion.chunk", "created": 1, "model": "m",
+                   "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]})
+        )
+    };
+    let body = [
+        chunk(
+            json!({"role": "assistant", "reasoning_content": "Let me "}),
+            Value::Null,
+        ),
+        chunk(json!({"reasoning": "think."}), Value::Null),
+        chunk(json!({"content": "Hello"}), Value::Null),
+        chunk(json!({}), json!("stop")),
+        "data: [DONE]\n\n".to_owned(),
+    ]
+    .concat();
+    mock.push(Scenario::raw(body));
+    let started = start(&app, &chat("hi"), None).await;
+    let events = all_events(&app, &started.events_url, None).await;
+    let reasoning: String = events
+        .iter()
+        .filter(|e| e.name == "reasoning")
+        .filter_map(|e| e.data["text"].as_str())
+        .collect();
+    assert_eq!(reasoning, "Let me think.");
+    assert_eq!(
+        text_of(&events),
+        "Hello",
+        "reasoning is not part of the text"
+    );
+    assert_eq!(app.record(&started.id).await["response"]["text"], "Hello");
+}

@@ -74,6 +74,18 @@ impl Hub {
         metrics::gauge!(metric::EVENT_LOG_MAX_EVENTS_PER_STREAM)
             .set(bounds.max_events_per_stream as f64);
         metrics::gauge!(metric::EVENT_LOG_MAX_AGE_SECONDS).set(bounds.max_age.as_secs_f64());
+        if let Some(shared) = hub.inner.shared.clone() {
+            let listener = Arc::downgrade(&hub.inner);
+            let stop = hub.inner.shutdown.clone();
+            tokio::spawn(async move {
+                let cancel = |stream: &str| {
+                    if let Some(inner) = listener.upgrade() {
+                        Hub { inner }.cancel(stream);
+                    }
+                };
+                shared.listen_for_cancels(cancel, stop).await;
+            });
+        }
         let sweeper = Arc::downgrade(&hub.inner);
         let stop = hub.inner.shutdown.clone();
         tokio::spawn(async move {

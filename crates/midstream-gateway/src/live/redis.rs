@@ -84,6 +84,9 @@ fn key(stream: &str) -> String {
     format!("midstream:events:{stream}")
 }
 
+/// The channel on which a process asks the one running a stream to cancel it.
+const CANCEL_CHANNEL: &str = "midstream:cancel";
+
 fn chat_key(chat: &str) -> String {
     format!("midstream:chat:{chat}")
 }
@@ -190,6 +193,53 @@ impl RedisLog {
             };
             if written.is_err() {
                 metrics::counter!(metric::EVENT_LOG_REDIS_DROPPED).increment(1);
+            }
+        }
+    }
+
+    /// Asks every process to cancel `stream` (the one running it does).
+    pub async fn publish_cancel(&self, stream: &str) -> Result<(), LogError> {
+        let mut connection = self.commands().await?;
+        let published = redis::cmd("PUBLISH")
+            .arg(CANCEL_CHANNEL)
+            .arg(stream)
+            .query_async::<i64>(&mut connection)
+            .await;
+        self.outcome(published).map(drop)
+    }
+
+    /// Calls `cancel` with every stream id another process asks to cancel, until `stop`;
+    /// reconnects (every second) while Redis is unreachable.
+    pub async fn listen_for_cancels(
+        &self,
+        cancel: impl Fn(&str),
+        stop: tokio_util::sync::CancellationToken,
+    ) {
+        use futures_util::StreamExt;
+        while !stop.is_cancelled() {
+            let subscribed = async {
+                let mut pubsub = self.inner.client.get_async_pubsub().await?;
+                pubsub.subscribe(CANCEL_CHANNEL).await?;
+                Ok::<_, redis::RedisError>(pubsub)
+            };
+            if let Ok(pubsub) = subscribed.await {
+                let mut messages = pubsub.into_on_message();
+                loop {
+                    let message = tokio::select! {
+                        message = messages.next() => message,
+                        () = stop.cancelled() => return,
+                    };
+                    let Some(message) = message else {
+                        break;
+                    };
+                    if let Ok(stream) = message.get_payload::<String>() {
+                        cancel(&stream);
+                    }
+                }
+            }
+            tokio::select! {
+                () = tokio::time::sleep(Duration::from_secs(1)) => {}
+                () = stop.cancelled() => return,
             }
         }
     }

@@ -113,8 +113,9 @@ pub struct TokenQuery {
 }
 
 /// `POST /v1/streams/{id}/cancel`: stops the upstream and the stream's tools at once; its
-/// subscribers get `done` with status `cancelled`. 202 when it was running here, 200 with its
-/// status when it had already ended.
+/// subscribers get `done` with status `cancelled`. 202 when it was running here, or on another
+/// process that shares this one's Redis (which hears it); 200 with its status when it had
+/// already ended; 409 when it runs on another process and there is no Redis to reach it.
 pub async fn cancel(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -135,10 +136,22 @@ pub async fn cancel(
         .await?
         .ok_or_else(|| crate::live::feed::not_found(&id))?;
     if row.status == "streaming" {
-        return Err(ApiError::Conflict {
-            message: "the stream runs on another gateway process; cancel it there".to_owned(),
-            code: "stream_elsewhere",
-        });
+        // Running on another process: with a shared Redis, that process hears it.
+        let Some(shared) = state.hub.shared() else {
+            return Err(ApiError::Conflict {
+                message: "the stream runs on another gateway process; cancel it there".to_owned(),
+                code: "stream_elsewhere",
+            });
+        };
+        shared
+            .publish_cancel(&id)
+            .await
+            .map_err(|e| ApiError::Internal(e.to_string()))?;
+        return Ok((
+            StatusCode::ACCEPTED,
+            Json(json!({"id": id, "status": "cancelling"})),
+        )
+            .into_response());
     }
     Ok(Json(json!({"id": id, "status": row.status})).into_response())
 }
