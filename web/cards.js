@@ -163,6 +163,10 @@ function calendarBody(result) {
       status.textContent = 'Booked';
       box.append(status, eventLine(result.event));
       break;
+    case 'already_booked':
+      status.textContent = 'Already booked';
+      box.append(status, eventLine(result.event));
+      break;
     case 'conflict':
       status.textContent = 'Conflict: not booked';
       box.append(status);

@@ -125,12 +125,13 @@ export class Turn {
   }
 
   /**
-   * How the events arrived: reconnects, duplicates and gaps by `seq`, and whether the end
-   * came from the record instead of the stream. Kept as data attributes for tests.
+   * How the events arrived: reconnects, snapshots, duplicates and gaps by `seq`, and whether
+   * the end came from the record instead of the stream. Kept as data attributes for tests.
    */
-  noteDelivery({ reconnects = 0, duplicates = 0, gaps = 0, recovered = false }) {
+  noteDelivery({ reconnects = 0, snapshots = 0, duplicates = 0, gaps = 0, recovered = false }) {
     Object.assign(this.reply.dataset, {
       reconnects: String(reconnects),
+      snapshots: String(snapshots),
       duplicates: String(duplicates),
       gaps: String(gaps),
       recovered: String(recovered),

@@ -86,7 +86,10 @@ export class ReplayView {
         turn.apply(entry.event.type ?? entry.type, entry.event);
       }
       if (shown >= text.length && next >= events.length && t >= end) {
-        this.stopAnimation(true);
+        // Played to the end: the turn already shows everything; it only needs its ending.
+        this.stopAnimation(false);
+        finishCalls(turn, record);
+        turn.finish(record.status ?? 'completed', record.finish_reason);
         return;
       }
       this.animation = requestAnimationFrame(frame);
@@ -94,7 +97,7 @@ export class ReplayView {
     this.animation = requestAnimationFrame(frame);
   }
 
-  /** Ends a replay; `complete` draws the whole record, as when it is skipped or finished. */
+  /** Ends a replay; `complete` draws the whole record at once, as when it is skipped. */
   stopAnimation(complete) {
     if (!this.animation) return;
     cancelAnimationFrame(this.animation);

@@ -27,6 +27,7 @@ export class LiveStream {
     this.duplicates = 0;
     this.gaps = 0;
     this.reconnects = 0;
+    this.snapshots = 0;
     this.finished = false;
   }
 
@@ -85,6 +86,7 @@ export class LiveStream {
       if (name !== 'snapshot' && this.lastSeq >= 0 && seq > this.lastSeq + 1) this.gaps += 1;
       this.lastSeq = seq;
     }
+    if (name === 'snapshot') this.snapshots += 1;
     if (!this.finished) this.handlers.connection('live');
     if (name === 'done') this.close();
     this.handlers.event(name, data);
