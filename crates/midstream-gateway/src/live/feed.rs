@@ -71,6 +71,11 @@ impl Feed {
         Ok(Start::Follow(feed))
     }
 
+    /// Whether the reads so far reached the stream's `done` (nothing more will come).
+    pub fn reached_end(&self) -> bool {
+        self.ended
+    }
+
     /// The next things to send; `None` once the stream's `done` was sent (or, for a stream
     /// no log holds, once its record was: the subscriber retries later).
     pub async fn next(&mut self) -> Option<Vec<FeedItem>> {

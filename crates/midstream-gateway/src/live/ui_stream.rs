@@ -109,7 +109,10 @@ impl UiEncoder {
         }
     }
 
+    /// An intent or a tool event. The open text block ends first, so the message's parts keep
+    /// the order the client saw: the text up to the event, the event, the text after it.
     fn gateway_event(&mut self, kind: EventKind, event: &Value, out: &mut BytesMut) {
+        self.close_blocks(out);
         let call_id = &event["id"];
         match kind {
             EventKind::Intent => chunk(
@@ -285,19 +288,22 @@ mod tests {
                 "start-step",
                 "text-start",
                 "text-delta",
+                "text-end",
                 "data-midstream-intent",
                 "tool-input-available",
+                "text-start",
                 "text-delta",
-                "tool-output-available",
                 "text-end",
+                "tool-output-available",
                 "finish-step",
                 "finish"
             ]
         );
         let parts = parts(&bytes);
-        assert_eq!(parts[5]["input"], json!({"city": "Paris"}));
-        assert_eq!(parts[7]["output"], json!({"temp": 21}));
-        assert_eq!(parts[10]["finishReason"], "stop");
+        assert_eq!(parts[6]["input"], json!({"city": "Paris"}));
+        assert_eq!(parts[7]["id"], "text-2", "a new text block after the tool");
+        assert_eq!(parts[10]["output"], json!({"temp": 21}));
+        assert_eq!(parts[12]["finishReason"], "stop");
         assert!(bytes.ends_with(b"data: [DONE]\n\n"));
         assert!(encoder.finished());
     }

@@ -107,7 +107,7 @@ pub async fn chat(
         Started::Refused(response) => return Ok(response),
     };
     state.hub.set_chat_stream(&request.id, stream.clone());
-    follow(&state, stream).await
+    follow(&state, stream, Following::Whole).await
 }
 
 /// `GET /v1/ui/chat/{chatId}/stream`.
@@ -130,9 +130,21 @@ pub async fn resume(
     };
     // Ended, or another key's: nothing active for this caller.
     match owner {
-        Some(owner) if caller.may_see(owner.as_deref()) => follow(&state, stream).await,
+        Some(owner) if caller.may_see(owner.as_deref()) => {
+            follow(&state, stream, Following::ActiveOnly).await
+        }
         _ => Ok(StatusCode::NO_CONTENT.into_response()),
     }
+}
+
+/// Whether a stream that already ended is sent whole or answered 204.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Following {
+    /// The reply to the POST: the whole stream, however far it got.
+    Whole,
+    /// The resume: only a stream still running (its record may say `streaming` for a moment
+    /// after its `done`, until the recorder writes the close: the log decides).
+    ActiveOnly,
 }
 
 /// The demo model, or the only alias, when the body names none.
@@ -148,9 +160,16 @@ fn default_model(state: &AppState) -> Option<String> {
 }
 
 /// The stream from its start, as UI message chunks.
-async fn follow(state: &AppState, stream: Arc<str>) -> Result<Response, ApiError> {
+async fn follow(
+    state: &AppState,
+    stream: Arc<str>,
+    following: Following,
+) -> Result<Response, ApiError> {
     let message_id = format!("msg-{stream}");
     let feed = match Feed::open(state.hub.clone(), state.store.clone(), stream, None).await? {
+        Start::Follow(feed) if following == Following::ActiveOnly && feed.reached_end() => {
+            return Ok(StatusCode::NO_CONTENT.into_response());
+        }
         Start::Follow(feed) => feed,
         Start::Finished => return Ok(StatusCode::NO_CONTENT.into_response()),
     };
