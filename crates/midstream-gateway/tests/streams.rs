@@ -228,6 +228,7 @@ async fn cancel_stops_the_upstream_and_subscribers_get_done_cancelled() {
     let done = rest.last().expect("done");
     assert_eq!(done.name, "done");
     assert_eq!(done.data["status"], "cancelled");
+    assert_eq!(done.data["reason"], "cancelled through the cancel endpoint");
     assert!(
         mock.wait_for_early_disconnect(Duration::from_secs(5)).await,
         "the upstream request was dropped"

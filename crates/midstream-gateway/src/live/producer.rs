@@ -30,6 +30,9 @@ pub struct Producer {
 struct Done<'a> {
     status: &'a str,
     finish_reason: Option<&'a str>,
+    /// Why a stream that did not complete ended (`cancelled through the cancel endpoint`, …).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<&'a str>,
 }
 
 impl Producer {
@@ -119,6 +122,7 @@ impl Producer {
             json_text(&Done {
                 status: status.as_str(),
                 finish_reason,
+                reason: error,
             })
             .into(),
         );
