@@ -29,7 +29,7 @@ use tower_http::trace::TraceLayer;
 
 use crate::error::ErrorDetail;
 use crate::inflight::{InflightConfig, InflightLayer};
-use crate::routes::{chat, events, fallback, health, metrics, models, streams, ui_chat};
+use crate::routes::{chat, events, fallback, health, metrics, models, responses, streams, ui_chat};
 use crate::state::AppState;
 use crate::telemetry::prometheus;
 use crate::{auth, request_checks};
@@ -41,7 +41,13 @@ pub fn app(state: AppState, inflight: InflightConfig) -> Router {
     let api = Router::new()
         .route(
             "/v1/chat/completions",
-            post(chat::completions).layer(InflightLayer::new(inflight)),
+            post(chat::completions).layer(InflightLayer::new(inflight.clone())),
+        )
+        .route(
+            "/v1/responses",
+            post(responses::create)
+                .layer(InflightLayer::new(inflight))
+                .layer(middleware::map_response(responses::translate)),
         )
         .route("/v1/models", get(models::list))
         .route("/v1/streams", post(streams::start).get(streams::list))

@@ -51,3 +51,28 @@ fn caused_by_timeout(rejection: &BytesRejection) -> bool {
     )
     .any(|error| error.is::<TimeoutError>())
 }
+
+/// A request body that must be one JSON object (400 naming what is wrong otherwise).
+#[derive(Debug)]
+pub struct JsonObject(pub serde_json::Map<String, serde_json::Value>);
+
+impl FromRequest<AppState> for JsonObject {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        let RequestBody(bytes) = RequestBody::from_request(request, state).await?;
+        match serde_json::from_slice(&bytes) {
+            Ok(serde_json::Value::Object(object)) => Ok(JsonObject(object)),
+            Ok(_) => Err(ApiError::bad_request(
+                "invalid_type",
+                "the request body must be a JSON object",
+                None,
+            )),
+            Err(e) => Err(ApiError::bad_request(
+                "invalid_json",
+                format!("the request body is not valid JSON: {e}"),
+                None,
+            )),
+        }
+    }
+}

@@ -6,8 +6,8 @@
 use std::path::PathBuf;
 use std::process::Stdio;
 
-use midstream_testkit::{MockUpstream, MockWeather, Scenario, TestApp};
-use serde_json::Value;
+use midstream_testkit::{MockToolCall, MockUpstream, MockWeather, Scenario, TestApp};
+use serde_json::{Value, json};
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -148,4 +148,112 @@ async fn python_sdk() {
 #[tokio::test]
 async fn node_sdk() {
     streams_and_completions_work(Sdk::Node).await;
+}
+
+/// The Responses API through the SDKs, translated from a chat-completions upstream: the naive
+/// event loop, the stream helper's final response, a non-streaming call, the gateway's events
+/// (as `keepalive` events and in the final object), and the switch that turns them off.
+async fn responses_work(sdk: Sdk) {
+    let mock = MockUpstream::start().await;
+    let weather = MockWeather::start().await;
+    let app = TestApp::builder()
+        .upstream(mock.base_url())
+        .default_rules()
+        .config_file(&format!(
+            "[tools.weather]\ngeocoding_base_url = \"{0}\"\nforecast_base_url = \"{0}\"\n",
+            weather.base_url()
+        ))
+        .start()
+        .await;
+    let base_url = app.url("/v1");
+    let pieces = [
+        "The ",
+        "weather in Paris ",
+        "is ",
+        "fine ",
+        "\u{2014} caf\u{e9}.",
+    ];
+    let expected: String = pieces.concat();
+    mock.set_default(Scenario::text(pieces));
+    let has_events = |summary: &Value| {
+        let types = event_types(summary);
+        ["intent", "tool.started", "tool.result"]
+            .iter()
+            .all(|t| types.iter().any(|x| x == t))
+    };
+    let naive = drive(sdk, "responses_naive", &base_url).await;
+    assert_eq!(naive["text"], expected.as_str(), "{sdk:?}: {naive}");
+    assert_eq!(naive["final_text"], expected.as_str(), "{sdk:?}: {naive}");
+    assert!(has_events(&naive), "{sdk:?} events as keepalive: {naive}");
+    let types = naive["types"].as_array().expect("types");
+    assert_eq!(types.first(), Some(&Value::from("response.created")));
+    assert_eq!(types.last(), Some(&Value::from("response.completed")));
+
+    let helper = drive(sdk, "responses_helper", &base_url).await;
+    assert_eq!(helper["text"], expected.as_str(), "{sdk:?}: {helper}");
+    assert_eq!(
+        helper["final_text"],
+        expected.as_str(),
+        "{sdk:?} final response"
+    );
+    assert_eq!(helper["status"], "completed");
+    assert!(has_events(&helper), "{sdk:?} helper: {helper}");
+
+    let create = drive(sdk, "responses_create", &base_url).await;
+    assert_eq!(create["text"], expected.as_str(), "{sdk:?} non-streaming");
+    assert!(has_events(&create), "{sdk:?} create: {create}");
+
+    let off = drive(sdk, "responses_events_off", &base_url).await;
+    assert_eq!(off["text"], expected.as_str());
+    assert_eq!(off["events"], json!([]), "{sdk:?}: X-Midstream-Events: off");
+    assert!(
+        !off["types"]
+            .as_array()
+            .expect("types")
+            .contains(&Value::from("keepalive"))
+    );
+}
+
+#[tokio::test]
+async fn python_sdk_responses() {
+    responses_work(Sdk::Python).await;
+}
+
+#[tokio::test]
+async fn node_sdk_responses() {
+    responses_work(Sdk::Node).await;
+}
+
+/// The AI SDK's default OpenAI provider speaks the Responses API: `streamText` and
+/// `generateText` against a chat-completions upstream, tool calls included.
+#[tokio::test]
+async fn ai_sdk_default_provider_responses() {
+    let mock = MockUpstream::start().await;
+    let app = TestApp::builder().upstream(mock.base_url()).start().await;
+    let base_url = app.url("/v1");
+    let pieces = ["Hello ", "from ", "the ", "model."];
+    mock.push(Scenario::text(pieces));
+    let streamed = drive(Sdk::Node, "ai-stream-text", &base_url).await;
+    assert_eq!(streamed["text"], pieces.concat().as_str(), "{streamed}");
+    assert_eq!(streamed["finish_reason"], "stop");
+    assert_eq!(streamed["errors"], json!([]));
+    assert!(
+        streamed["usage"]["totalTokens"]
+            .as_u64()
+            .is_some_and(|t| t > 0),
+        "{streamed}"
+    );
+    mock.push(Scenario::text(pieces));
+    let generated = drive(Sdk::Node, "ai-generate-text", &base_url).await;
+    assert_eq!(generated["text"], pieces.concat().as_str(), "{generated}");
+
+    let call =
+        || Scenario::tool_calls([MockToolCall::new("weather", ["{\"city\":", "\"Paris\"}"])]);
+    mock.push(call());
+    mock.push(call());
+    let tools = drive(Sdk::Node, "ai-tool-calls", &base_url).await;
+    let expected = json!([{"name": "weather", "input": {"city": "Paris"}}]);
+    assert_eq!(tools["calls"], expected, "{tools}");
+    assert_eq!(tools["streamed_calls"], expected, "{tools}");
+    assert_eq!(tools["finish_reason"], "tool-calls");
 }

@@ -2,9 +2,10 @@
 // MidStream gateway and prints what it saw.
 //
 // Usage: node drive.mjs CASE BASE_URL
-// BASE_URL ends in /v1. CASE is one of: naive, helper, create, error (openai; the Rust test is
-// crates/midstream-gateway/tests/sdk.rs), ui-chat, ui-resume (ai; the Rust test is
-// crates/midstream-gateway/tests/ai_sdk.rs). Prints one JSON object on stdout; the Rust test
+// BASE_URL ends in /v1. CASE is one of: naive, helper, create, error, and the Responses cases
+// of responses.mjs (openai; the Rust test is crates/midstream-gateway/tests/sdk.rs); ui-chat,
+// ui-resume (ai; the Rust test is crates/midstream-gateway/tests/ai_sdk.rs); ai-stream-text,
+// ai-generate-text, ai-tool-calls (the AI SDK's Responses provider; tests/sdk.rs). Prints one JSON object on stdout; the Rust test
 // makes the assertions. A UI message chunk the SDK's own schema rejects makes the case exit 1
 // after printing.
 
@@ -20,6 +21,8 @@ import {
 } from 'ai';
 import OpenAI from 'openai';
 import { VERSION } from 'openai/version';
+
+import { aiResponsesCases, openaiResponsesCases } from './responses.mjs';
 
 // `ai` exports no version constant: its package.json is one of its exports.
 const AI_VERSION = createRequire(import.meta.url)('ai/package.json').version;
@@ -281,8 +284,8 @@ function invalidChunks(result) {
 }
 
 const [caseName, baseURL] = process.argv.slice(2);
-const openaiCases = { naive, helper, create, error };
-const uiCases = { 'ui-chat': uiChat, 'ui-resume': uiResume };
+const openaiCases = { naive, helper, create, error, ...openaiResponsesCases };
+const uiCases = { 'ui-chat': uiChat, 'ui-resume': uiResume, ...aiResponsesCases };
 let result;
 if (openaiCases[caseName]) {
   const client = new OpenAI({ baseURL, apiKey: 'sk-test-not-used', maxRetries: 0, timeout: 30_000 });

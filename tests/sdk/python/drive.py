@@ -1,7 +1,8 @@
 """Drives the official openai Python SDK against a MidStream gateway and prints what it saw.
 
 Usage: drive.py CASE BASE_URL
-CASE is one of: naive, helper, create, error. Prints one JSON object on stdout; the Rust test
+CASE is one of: naive, helper, create, error (chat completions); responses_naive,
+responses_helper, responses_create, responses_events_off (the Responses API). Prints one JSON object on stdout; the Rust test
 (crates/midstream-gateway/tests/sdk.rs) makes the assertions.
 """
 
@@ -61,10 +62,59 @@ def error(client):
     return {"text": text, "error": None}
 
 
+PROMPT = MESSAGES[0]["content"]
+
+
+def responses_naive(client, **options):
+    """`responses.create(stream=True)`: the loop the docs show, plus the gateway's events."""
+    text, events, types = "", [], []
+    for event in client.responses.create(model="gpt-4o-mini", input=PROMPT, stream=True, **options):
+        types.append(event.type)
+        if event.type == "response.output_text.delta":
+            text += event.delta
+        elif event.type == "keepalive" and midstream_of(event):
+            events.append(midstream_of(event))
+        elif event.type == "response.completed":
+            final = event.response.output_text
+    return {"text": text, "final_text": final, "events": events, "types": types}
+
+
+def responses_helper(client):
+    text, events = "", []
+    with client.responses.stream(model="gpt-4o-mini", input=PROMPT) as stream:
+        for event in stream:
+            if event.type == "response.output_text.delta":
+                text += event.delta
+            elif event.type == "keepalive" and midstream_of(event):
+                events.append(midstream_of(event))
+        final = stream.get_final_response()
+    return {"text": text, "final_text": final.output_text, "status": final.status, "events": events}
+
+
+def responses_create(client):
+    response = client.responses.create(model="gpt-4o-mini", input=PROMPT)
+    extra = midstream_of(response) or {}
+    return {"text": response.output_text, "status": response.status, "events": extra.get("events", [])}
+
+
+def responses_events_off(client):
+    return responses_naive(client, extra_headers={"X-Midstream-Events": "off"})
+
+
 def main():
     case, base_url = sys.argv[1], sys.argv[2]
     client = OpenAI(base_url=base_url, api_key="sk-test-not-used", max_retries=0, timeout=30)
-    result = {"naive": naive, "helper": helper, "create": create, "error": error}[case](client)
+    cases = {
+        "naive": naive,
+        "helper": helper,
+        "create": create,
+        "error": error,
+        "responses_naive": responses_naive,
+        "responses_helper": responses_helper,
+        "responses_create": responses_create,
+        "responses_events_off": responses_events_off,
+    }
+    result = cases[case](client)
     result["sdk_version"] = openai.__version__
     print(json.dumps(result))
 

@@ -23,27 +23,30 @@ pub async fn healthz() -> Json<Value> {
 /// from the database), it is reported as `"redis": "unreachable"`.
 pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
     let database = state.store.backend().name();
-    let redis = match state.hub.shared() {
-        None => Value::Null,
-        Some(shared) => match tokio::time::timeout(READY_TIMEOUT, shared.ping()).await {
-            Ok(Ok(())) => json!("reachable"),
-            _ => json!("unreachable"),
-        },
-    };
-    let unavailable = |error: String| {
-        (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Json(
-                json!({"status": "unavailable", "database": database, "redis": redis, "error": error}),
-            ),
-        )
-    };
-    match tokio::time::timeout(READY_TIMEOUT, state.store.ping()).await {
+    let (status, mut body) = match tokio::time::timeout(READY_TIMEOUT, state.store.ping()).await {
         Ok(Ok(())) => (
             StatusCode::OK,
-            Json(json!({"status": "ready", "database": database, "redis": redis})),
+            json!({"status": "ready", "database": database}),
         ),
-        Ok(Err(error)) => unavailable(error.to_string()),
-        Err(_) => unavailable("the database did not answer in time".to_owned()),
+        Ok(Err(error)) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            json!({"status": "unavailable", "database": database, "error": error.to_string()}),
+        ),
+        Err(_) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            json!({"status": "unavailable", "database": database, "error": "the database did not answer in time"}),
+        ),
+    };
+    if let Some(shared) = state.hub.shared() {
+        let reachable = matches!(
+            tokio::time::timeout(READY_TIMEOUT, shared.ping()).await,
+            Ok(Ok(()))
+        );
+        body["redis"] = json!(if reachable {
+            "reachable"
+        } else {
+            "unreachable"
+        });
     }
+    (status, Json(body))
 }

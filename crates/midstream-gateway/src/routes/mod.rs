@@ -7,5 +7,6 @@ pub mod fallback;
 pub mod health;
 pub mod metrics;
 pub mod models;
+pub mod responses;
 pub mod streams;
 pub mod ui_chat;

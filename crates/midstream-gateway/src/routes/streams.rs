@@ -10,12 +10,12 @@ use axum::response::{IntoResponse, Response};
 use http::{HeaderMap, StatusCode};
 use midstream_store::HistoryQuery;
 use serde::Deserialize;
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
 use super::browser::{Started, authorize, start_detached};
 use crate::auth::Caller;
 use crate::error::ApiError;
-use crate::extract::RequestBody;
+use crate::extract::JsonObject;
 use crate::state::AppState;
 
 /// Streams listed per page unless `limit` says otherwise, and the most one page may hold.
@@ -26,25 +26,8 @@ const MAX_PAGE: u32 = 100;
 pub async fn start(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
-    RequestBody(bytes): RequestBody,
+    JsonObject(request): JsonObject,
 ) -> Result<Response, ApiError> {
-    let request: Map<String, Value> = match serde_json::from_slice(&bytes) {
-        Ok(Value::Object(request)) => request,
-        Ok(_) => {
-            return Err(ApiError::bad_request(
-                "invalid_type",
-                "the request body must be a JSON object",
-                None,
-            ));
-        }
-        Err(e) => {
-            return Err(ApiError::bad_request(
-                "invalid_json",
-                format!("the request body is not valid JSON: {e}"),
-                None,
-            ));
-        }
-    };
     let id = match start_detached(&state, &caller, request).await? {
         Started::Running(id) => id,
         Started::Refused(response) => return Ok(response),
