@@ -101,9 +101,10 @@ async fn a_streamed_response_is_the_chat_stream_translated_and_recorded() {
     assert_eq!(record["status"], "completed");
     assert_eq!(record["response"]["text"], pieces.concat().as_str());
     assert_eq!(
-        record["request"]["messages"][0],
-        json!({"role": "system", "content": "Be brief."})
+        record["request"]["instructions"], "Be brief.",
+        "the record keeps what the client sent"
     );
+    assert_eq!(record["request"]["input"], "hi");
 }
 
 #[tokio::test]
@@ -265,4 +266,43 @@ async fn the_demo_model_speaks_responses_too() {
     assert_eq!(events.last().expect("events")["type"], "response.completed");
     let tool = gateway_events(&events, "tool.result");
     assert_eq!(tool[0]["result"]["source"], "demo");
+}
+
+#[tokio::test]
+async fn a_browser_stream_can_run_a_responses_request() {
+    let weather = MockWeather::start().await;
+    let mock = MockUpstream::start().await;
+    let app = builder(&weather, &mock).start().await;
+    mock.push(Scenario::text(["The weather in Paris", " is fine."]));
+    let started: Value = app
+        .client
+        .post(app.url("/v1/streams"))
+        .json(&json!({"api": "responses", "model": "m", "input": [{"role": "user", "content": "hi"}], "instructions": "Be brief."}))
+        .send()
+        .await
+        .expect("answer")
+        .json()
+        .await
+        .expect("json");
+    let url = app.url(started["events_url"].as_str().expect("url"));
+    let events = midstream_testkit::read_events(&app.client, &url, None, None, None).await;
+    assert_eq!(
+        midstream_testkit::text_of(&events.events),
+        "The weather in Paris is fine."
+    );
+    let record = app.record(started["id"].as_str().expect("id")).await;
+    assert_eq!(record["request"]["instructions"], "Be brief.");
+    let upstream = &mock.requests()[0];
+    assert_eq!(
+        upstream.body["messages"][0],
+        json!({"role": "system", "content": "Be brief."})
+    );
+    let wrong = app
+        .client
+        .post(app.url("/v1/streams"))
+        .json(&json!({"api": "soap", "model": "m", "messages": []}))
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(wrong.status(), 400);
 }

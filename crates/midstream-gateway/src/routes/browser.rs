@@ -32,8 +32,9 @@ pub enum Started {
 pub async fn start_detached(
     state: &AppState,
     caller: &Caller,
-    mut request: Map<String, Value>,
+    request: Map<String, Value>,
 ) -> Result<Started, ApiError> {
+    let (mut request, original) = as_chat(request)?;
     request.insert("stream".to_owned(), Value::Bool(true));
     let options = request
         .entry("stream_options")
@@ -48,7 +49,12 @@ pub async fn start_detached(
     // Nobody reads the chat bytes of a detached stream: its subscribers read the events.
     let mut headers = HeaderMap::new();
     headers.insert(EVENTS_HEADER, HeaderValue::from_static("off"));
-    let response = chat::start(state, caller, &headers, bytes, Instant::now()).await?;
+    let incoming = chat::StartRequest {
+        chat: bytes,
+        original,
+        started: Instant::now(),
+    };
+    let response = chat::start(state, caller, &headers, incoming).await?;
     let plan = response
         .extensions()
         .get::<PlanSlot>()
@@ -67,6 +73,28 @@ pub async fn start_detached(
         while body.frame().await.is_some() {}
     });
     Ok(Started::Running(id))
+}
+
+/// The request as a chat-completions body: as it is, or translated from a Responses request
+/// when its `api` field says `"responses"` (then the original is what the record keeps).
+fn as_chat(
+    mut request: Map<String, Value>,
+) -> Result<(Map<String, Value>, Option<Bytes>), ApiError> {
+    match request.remove("api") {
+        None | Some(Value::Null) => Ok((request, None)),
+        Some(Value::String(api)) if api == "chat" => Ok((request, None)),
+        Some(Value::String(api)) if api == "responses" => {
+            let original = serde_json::to_vec(&request).ok().map(Bytes::from);
+            let translated = crate::protocol::responses::request::to_chat(&request)?;
+            Ok((translated.chat, original))
+        }
+        Some(_) => Err(ApiError::bad_request(
+            "invalid_api",
+            "`api` must be \"chat\" (a chat-completions body, the default) or \"responses\" \
+             (a Responses API body)",
+            Some("api"),
+        )),
+    }
 }
 
 /// The caller that may follow or cancel `stream`: the holder of a valid token for it, or an

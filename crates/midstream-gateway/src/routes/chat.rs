@@ -34,7 +34,24 @@ pub async fn completions(
     headers: HeaderMap,
     RequestBody(bytes): RequestBody,
 ) -> Result<Response, ApiError> {
-    start(&state, &caller, &headers, bytes, Instant::now()).await
+    let request = StartRequest {
+        chat: bytes,
+        original: None,
+        started: Instant::now(),
+    };
+    start(&state, &caller, &headers, request).await
+}
+
+/// A chat-completions request to run.
+#[derive(Debug)]
+pub struct StartRequest {
+    /// The chat-completions body.
+    pub chat: bytes::Bytes,
+    /// The body the client sent, when it spoke another API (a Responses request translated
+    /// into `chat`): the record keeps what the client sent.
+    pub original: Option<bytes::Bytes>,
+    /// When the request arrived.
+    pub started: Instant,
 }
 
 /// Validates a chat request, opens its record, calls the upstream, and answers with the
@@ -45,9 +62,13 @@ pub async fn start(
     state: &AppState,
     caller: &Caller,
     headers: &HeaderMap,
-    bytes: bytes::Bytes,
-    started: Instant,
+    incoming: StartRequest,
 ) -> Result<Response, ApiError> {
+    let StartRequest {
+        chat: bytes,
+        original,
+        started,
+    } = incoming;
     let mut request = ChatRequest::parse(&bytes, state.config.limits.max_messages)?;
     let permit = state
         .streams
@@ -65,7 +86,7 @@ pub async fn start(
         upstream: route.upstream.name().to_owned(),
         upstream_model: route.model.clone(),
         streamed: request.stream,
-        request: String::from_utf8_lossy(&bytes).into_owned(),
+        request: String::from_utf8_lossy(original.as_ref().unwrap_or(&bytes)).into_owned(),
         messages: request.messages().iter().map(stored_message).collect(),
         created_at: midstream_store::clock::now_ms(),
     });

@@ -50,8 +50,13 @@ pub async fn create(
     let chat_body = serde_json::to_vec(&translated.chat).map_err(|e| {
         ApiError::Internal(format!("a translated request failed to serialise: {e}"))
     })?;
-    let mut response =
-        chat::start(&state, &caller, &headers, Bytes::from(chat_body), started).await?;
+    let original = serde_json::to_vec(&request).ok().map(Bytes::from);
+    let incoming = chat::StartRequest {
+        chat: Bytes::from(chat_body),
+        original,
+        started,
+    };
+    let mut response = chat::start(&state, &caller, &headers, incoming).await?;
     let stream_id = response
         .headers()
         .get(STREAM_ID_HEADER)
