@@ -29,7 +29,9 @@ use tower_http::trace::TraceLayer;
 
 use crate::error::ErrorDetail;
 use crate::inflight::{InflightConfig, InflightLayer};
-use crate::routes::{chat, events, fallback, health, metrics, models, responses, streams, ui_chat};
+use crate::routes::{
+    chat, completions, events, fallback, health, metrics, models, responses, streams, ui_chat,
+};
 use crate::state::AppState;
 use crate::telemetry::prometheus;
 use crate::{auth, request_checks};
@@ -46,8 +48,14 @@ pub fn app(state: AppState, inflight: InflightConfig) -> Router {
         .route(
             "/v1/responses",
             post(responses::create)
-                .layer(InflightLayer::new(inflight))
+                .layer(InflightLayer::new(inflight.clone()))
                 .layer(middleware::map_response(responses::translate)),
+        )
+        .route(
+            "/v1/completions",
+            post(completions::create)
+                .layer(InflightLayer::new(inflight))
+                .layer(middleware::map_response(completions::translate)),
         )
         .route("/v1/models", get(models::list))
         .route("/v1/streams", post(streams::start).get(streams::list))

@@ -306,3 +306,68 @@ async fn a_browser_stream_can_run_a_responses_request() {
         .expect("answer");
     assert_eq!(wrong.status(), 400);
 }
+
+#[tokio::test]
+async fn legacy_completions_are_answered_with_text_completions_and_recorded() {
+    let weather = MockWeather::start().await;
+    let mock = MockUpstream::start().await;
+    let app = builder(&weather, &mock).start().await;
+    let pieces = ["The weather in Paris", " is fine."];
+    mock.push(Scenario::text(pieces));
+    let response = app
+        .client
+        .post(app.url("/v1/completions"))
+        .json(&json!({"model": "m", "prompt": "Say something", "stream": true}))
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(response.status(), 200);
+    let id = response.headers()["x-midstream-stream-id"]
+        .to_str()
+        .expect("id")
+        .to_owned();
+    let collected = midstream_testkit::collect_sse(response).await;
+    assert!(collected.ends_with_done());
+    let chunks = collected.json_chunks();
+    assert!(chunks.iter().all(|c| c["object"] == "text_completion"));
+    let text: String = chunks
+        .iter()
+        .filter_map(|c| c.pointer("/choices/0/text").and_then(Value::as_str))
+        .collect();
+    assert_eq!(text, pieces.concat());
+    assert!(
+        chunks
+            .iter()
+            .any(|c| c["midstream"]["type"] == "tool.result")
+    );
+    let record = app.record(&id).await;
+    assert_eq!(record["response"]["text"], pieces.concat().as_str());
+    assert_eq!(record["request"]["prompt"], "Say something");
+
+    let demo = TestApp::builder().start().await;
+    let answer: Value = demo
+        .client
+        .post(demo.url("/v1/completions"))
+        .json(&json!({"model": "midstream-demo", "prompt": "Tell me a joke"}))
+        .send()
+        .await
+        .expect("answer")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(answer["object"], "text_completion");
+    assert!(
+        !answer["choices"][0]["text"]
+            .as_str()
+            .expect("text")
+            .is_empty()
+    );
+    let bad = demo
+        .client
+        .post(demo.url("/v1/completions"))
+        .json(&json!({"model": "midstream-demo"}))
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(bad.status(), 400);
+}

@@ -152,7 +152,8 @@ async fn node_sdk() {
 
 /// The Responses API through the SDKs, translated from a chat-completions upstream: the naive
 /// event loop, the stream helper's final response, a non-streaming call, the gateway's events
-/// (as `keepalive` events and in the final object), and the switch that turns them off.
+/// (as `keepalive` events and in the final object), and the switch that turns them off; and
+/// legacy completions, streamed and not.
 async fn responses_work(sdk: Sdk) {
     let mock = MockUpstream::start().await;
     let weather = MockWeather::start().await;
@@ -202,6 +203,17 @@ async fn responses_work(sdk: Sdk) {
     let create = drive(sdk, "responses_create", &base_url).await;
     assert_eq!(create["text"], expected.as_str(), "{sdk:?} non-streaming");
     assert!(has_events(&create), "{sdk:?} create: {create}");
+
+    // Legacy completions, translated the same way.
+    for case in ["completions_naive", "completions_create"] {
+        let legacy = drive(sdk, case, &base_url).await;
+        assert_eq!(
+            legacy["text"],
+            expected.as_str(),
+            "{sdk:?} {case}: {legacy}"
+        );
+        assert!(has_events(&legacy), "{sdk:?} {case}: {legacy}");
+    }
 
     let off = drive(sdk, "responses_events_off", &base_url).await;
     assert_eq!(off["text"], expected.as_str());

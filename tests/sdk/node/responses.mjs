@@ -1,5 +1,5 @@
-// The Responses API through the official openai Node SDK and the AI SDK's default OpenAI
-// provider (which speaks Responses since AI SDK 5). Cases for drive.mjs; the Rust test is
+// The Responses API (and legacy completions) through the official openai Node SDK, and the
+// AI SDK's default OpenAI provider (which speaks Responses since AI SDK 5). Cases for drive.mjs; the Rust test is
 // crates/midstream-gateway/tests/sdk.rs.
 
 import { createOpenAI } from '@ai-sdk/openai';
@@ -49,7 +49,25 @@ async function create(client) {
   return { text: response.output_text, status: response.status, events: response.midstream?.events ?? [] };
 }
 
+async function completionsNaive(client) {
+  let text = '';
+  const events = [];
+  const stream = await client.completions.create({ model: 'gpt-4o-mini', prompt: PROMPT, stream: true });
+  for await (const chunk of stream) {
+    text += chunk.choices[0]?.text ?? '';
+    if (chunk.midstream) events.push(chunk.midstream);
+  }
+  return { text, events };
+}
+
+async function completionsCreate(client) {
+  const completion = await client.completions.create({ model: 'gpt-4o-mini', prompt: PROMPT });
+  return { text: completion.choices[0].text, events: completion.midstream?.events ?? [] };
+}
+
 export const openaiResponsesCases = {
+  completions_naive: completionsNaive,
+  completions_create: completionsCreate,
   responses_naive: naive,
   responses_helper: helper,
   responses_create: create,

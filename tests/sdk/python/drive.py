@@ -2,7 +2,8 @@
 
 Usage: drive.py CASE BASE_URL
 CASE is one of: naive, helper, create, error (chat completions); responses_naive,
-responses_helper, responses_create, responses_events_off (the Responses API). Prints one JSON object on stdout; the Rust test
+responses_helper, responses_create, responses_events_off (the Responses API);
+completions_naive, completions_create (legacy completions). Prints one JSON object on stdout; the Rust test
 (crates/midstream-gateway/tests/sdk.rs) makes the assertions.
 """
 
@@ -101,6 +102,23 @@ def responses_events_off(client):
     return responses_naive(client, extra_headers={"X-Midstream-Events": "off"})
 
 
+def completions_naive(client):
+    """Legacy completions: the loop older clients run over `choices[0].text`."""
+    text, events = "", []
+    for chunk in client.completions.create(model="gpt-4o-mini", prompt=PROMPT, stream=True):
+        if chunk.choices:
+            text += chunk.choices[0].text
+        if midstream_of(chunk):
+            events.append(midstream_of(chunk))
+    return {"text": text, "events": events}
+
+
+def completions_create(client):
+    completion = client.completions.create(model="gpt-4o-mini", prompt=PROMPT)
+    extra = midstream_of(completion) or {}
+    return {"text": completion.choices[0].text, "events": extra.get("events", [])}
+
+
 def main():
     case, base_url = sys.argv[1], sys.argv[2]
     client = OpenAI(base_url=base_url, api_key="sk-test-not-used", max_retries=0, timeout=30)
@@ -113,6 +131,8 @@ def main():
         "responses_helper": responses_helper,
         "responses_create": responses_create,
         "responses_events_off": responses_events_off,
+        "completions_naive": completions_naive,
+        "completions_create": completions_create,
     }
     result = cases[case](client)
     result["sdk_version"] = openai.__version__

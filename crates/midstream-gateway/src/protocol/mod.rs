@@ -2,5 +2,6 @@
 //! validating requests, and reading (never re-writing) the chunks an upstream sends.
 
 pub mod chunk;
+pub mod completions;
 pub mod request;
 pub mod responses;

@@ -2,6 +2,7 @@
 
 pub mod browser;
 pub mod chat;
+pub mod completions;
 pub mod events;
 pub mod fallback;
 pub mod health;
@@ -9,4 +10,5 @@ pub mod metrics;
 pub mod models;
 pub mod responses;
 pub mod streams;
+pub mod translated;
 pub mod ui_chat;

@@ -6,23 +6,16 @@
 //! record and the event log all apply; [`translate`], outside that layer, turns the chat answer
 //! into Responses events (or the `response` object).
 
-use std::convert::Infallible;
-use std::pin::Pin;
-use std::task::{Context, Poll, ready};
 use std::time::Instant;
 
 use axum::Extension;
-use axum::body::Body;
 use axum::extract::State;
 use axum::response::Response;
-use bytes::{Bytes, BytesMut};
-use http::{HeaderMap, HeaderValue, header};
-use http_body::{Body as HttpBody, Frame};
-use http_body_util::BodyExt;
-use midstream_sse::{FrameKind, FrameSplitter, frame_data};
-use serde_json::Value;
+use bytes::Bytes;
+use http::HeaderMap;
 
 use super::chat::{self, STREAM_ID_HEADER};
+use super::translated::translate_answer;
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::extract::JsonObject;
@@ -30,9 +23,6 @@ use crate::protocol::responses::object::{ResponseShell, from_completion};
 use crate::protocol::responses::request::to_chat;
 use crate::protocol::responses::stream::ChunksToEvents;
 use crate::state::AppState;
-
-/// Largest translated completion read back (the inflight layer bounds it first).
-const MAX_COMPLETION_BYTES: usize = 64 << 20;
 
 /// What [`translate`] needs, from the handler, in the response's extensions.
 #[derive(Debug, Clone)]
@@ -78,112 +68,9 @@ pub async fn translate(mut response: Response) -> Response {
     let Some(Translation(shell)) = response.extensions_mut().remove::<Translation>() else {
         return response;
     };
-    let streaming = response
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|t| t.starts_with("text/event-stream"));
-    let (mut parts, body) = response.into_parts();
-    parts.headers.remove(header::CONTENT_LENGTH);
-    if streaming {
-        let events = EventsBody {
-            chunks: body,
-            splitter: FrameSplitter::new(usize::MAX),
-            translation: ChunksToEvents::new(shell),
-            out: BytesMut::new(),
-            finished: false,
-        };
-        return Response::from_parts(parts, Body::new(events));
-    }
-    let object = match http_body_util::Limited::new(body, MAX_COMPLETION_BYTES)
-        .collect()
-        .await
-    {
-        Ok(collected) => match serde_json::from_slice::<Value>(&collected.to_bytes()) {
-            Ok(completion) => from_completion(&shell, &completion),
-            Err(e) => return internal(parts, &format!("the completion is not JSON: {e}")),
-        },
-        Err(e) => return internal(parts, &format!("the completion could not be read: {e}")),
-    };
-    parts.headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    Response::from_parts(parts, Body::from(crate::inflight::json_text(&object)))
-}
-
-fn internal(mut parts: http::response::Parts, detail: &str) -> Response {
-    let mut response =
-        axum::response::IntoResponse::into_response(ApiError::Internal(detail.to_owned()));
-    parts.status = response.status();
-    std::mem::swap(response.headers_mut(), &mut parts.headers);
-    response.headers_mut().extend(parts.headers);
-    response
-}
-
-pin_project_lite::pin_project! {
-    /// The chat stream's bytes in, Responses events out.
-    struct EventsBody {
-        #[pin]
-        chunks: Body,
-        splitter: FrameSplitter,
-        translation: ChunksToEvents,
-        out: BytesMut,
-        finished: bool,
-    }
-}
-
-impl HttpBody for EventsBody {
-    type Data = Bytes;
-    type Error = Infallible;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
-        let mut this = self.project();
-        loop {
-            if !this.out.is_empty() {
-                return Poll::Ready(Some(Ok(Frame::data(this.out.split().freeze()))));
-            }
-            if *this.finished {
-                return Poll::Ready(None);
-            }
-            match ready!(this.chunks.as_mut().poll_frame(cx)) {
-                Some(Ok(frame)) => {
-                    let Ok(data) = frame.into_data() else {
-                        continue;
-                    };
-                    let mut frames = Vec::new();
-                    // The splitter's bound is the inflight layer's, already enforced upstream.
-                    let _ = this.splitter.push(data, |frame| frames.push(frame));
-                    for frame in frames {
-                        on_frame(&frame, this.translation, this.out);
-                    }
-                }
-                Some(Err(_)) | None => {
-                    let (last, _) = this.splitter.finish();
-                    if let Some(frame) = last {
-                        on_frame(&frame, this.translation, this.out);
-                    }
-                    this.translation.on_end(this.out);
-                    *this.finished = true;
-                }
-            }
-        }
-    }
-}
-
-/// One chat SSE frame: a chunk, the terminator, or a keep-alive comment (kept as it is).
-fn on_frame(frame: &Bytes, translation: &mut ChunksToEvents, out: &mut BytesMut) {
-    match frame_data(frame) {
-        FrameKind::Data(b"[DONE]") => translation.on_end(out),
-        FrameKind::Data(payload) => {
-            if let Ok(chunk) = serde_json::from_slice::<Value>(payload) {
-                translation.on_chunk(&chunk, out);
-            }
-        }
-        FrameKind::NoData if frame.starts_with(b":") => out.extend_from_slice(frame),
-        FrameKind::MultiData(_) | FrameKind::NoData => {}
-    }
+    let events = ChunksToEvents::new(shell.clone());
+    translate_answer(response, events, |completion| {
+        from_completion(&shell, completion)
+    })
+    .await
 }

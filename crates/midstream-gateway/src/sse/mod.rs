@@ -2,3 +2,4 @@
 //! itself. Upstream bytes are split into frames by `midstream_sse`.
 
 pub mod authored;
+pub mod translated;

@@ -11,7 +11,7 @@
 //! line naming its type, as OpenAI's own stream does. Items never overlap: a message ends
 //! before a function call starts, and a call before the next.
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{BufMut, BytesMut};
 use serde_json::{Map, Value, json};
 
 use super::object::{ResponseShell, Status, usage_of};
@@ -62,11 +62,6 @@ impl ChunksToEvents {
             midstream: Vec::new(),
             ended: false,
         }
-    }
-
-    /// Whether the terminal event was written.
-    pub fn ended(&self) -> bool {
-        self.ended
     }
 
     fn emit(&mut self, kind: &str, mut event: Map<String, Value>, out: &mut BytesMut) {
@@ -311,10 +306,15 @@ impl ChunksToEvents {
             out,
         );
     }
+}
 
-    /// The translated bytes for `out` so far.
-    pub fn take(out: &mut BytesMut) -> Bytes {
-        out.split().freeze()
+impl crate::sse::translated::ChunkTranslation for ChunksToEvents {
+    fn on_chunk(&mut self, chunk: &Value, out: &mut BytesMut) {
+        ChunksToEvents::on_chunk(self, chunk, out);
+    }
+
+    fn on_end(&mut self, out: &mut BytesMut) {
+        ChunksToEvents::on_end(self, out);
     }
 }
 
