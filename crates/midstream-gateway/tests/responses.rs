@@ -266,6 +266,11 @@ async fn the_demo_model_speaks_responses_too() {
     assert_eq!(events.last().expect("events")["type"], "response.completed");
     let tool = gateway_events(&events, "tool.result");
     assert_eq!(tool[0]["result"]["source"], "demo");
+    let metrics = app.get("/metrics").await.text().await.expect("text");
+    assert!(
+        metrics.contains("midstream_streams_total{api=\"responses\"}"),
+        "{metrics}"
+    );
 }
 
 #[tokio::test]
@@ -343,6 +348,11 @@ async fn legacy_completions_are_answered_with_text_completions_and_recorded() {
     let record = app.record(&id).await;
     assert_eq!(record["response"]["text"], pieces.concat().as_str());
     assert_eq!(record["request"]["prompt"], "Say something");
+    let metrics = app.get("/metrics").await.text().await.expect("text");
+    assert!(
+        metrics.contains("midstream_streams_total{api=\"completions\"}"),
+        "streams are counted by API: {metrics}"
+    );
 
     let demo = TestApp::builder().start().await;
     let answer: Value = demo

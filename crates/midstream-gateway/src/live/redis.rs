@@ -188,7 +188,10 @@ impl RedisLog {
                     .ignore();
             }
             let written = match self.commands().await {
-                Ok(mut connection) => self.outcome(pipe.query_async::<()>(&mut connection).await),
+                Ok(mut connection) => {
+                    metrics::counter!(metric::EVENT_LOG_REDIS_BATCHES).increment(1);
+                    self.outcome(pipe.query_async::<()>(&mut connection).await)
+                }
                 Err(error) => Err(error),
             };
             if written.is_err() {

@@ -34,7 +34,7 @@ pub async fn start_detached(
     caller: &Caller,
     request: Map<String, Value>,
 ) -> Result<Started, ApiError> {
-    let (mut request, original) = as_chat(request)?;
+    let (mut request, Origin { api, original }) = as_chat(request)?;
     request.insert("stream".to_owned(), Value::Bool(true));
     let options = request
         .entry("stream_options")
@@ -50,6 +50,7 @@ pub async fn start_detached(
     let mut headers = HeaderMap::new();
     headers.insert(EVENTS_HEADER, HeaderValue::from_static("off"));
     let incoming = chat::StartRequest {
+        api,
         chat: bytes,
         original,
         started: Instant::now(),
@@ -75,18 +76,30 @@ pub async fn start_detached(
     Ok(Started::Running(id))
 }
 
+/// The API a browser stream's request was written in, and its body when it was not chat.
+struct Origin {
+    api: chat::Api,
+    original: Option<Bytes>,
+}
+
 /// The request as a chat-completions body: as it is, or translated from a Responses request
 /// when its `api` field says `"responses"` (then the original is what the record keeps).
-fn as_chat(
-    mut request: Map<String, Value>,
-) -> Result<(Map<String, Value>, Option<Bytes>), ApiError> {
+fn as_chat(mut request: Map<String, Value>) -> Result<(Map<String, Value>, Origin), ApiError> {
+    let chat = Origin {
+        api: chat::Api::Chat,
+        original: None,
+    };
     match request.remove("api") {
-        None | Some(Value::Null) => Ok((request, None)),
-        Some(Value::String(api)) if api == "chat" => Ok((request, None)),
+        None | Some(Value::Null) => Ok((request, chat)),
+        Some(Value::String(api)) if api == "chat" => Ok((request, chat)),
         Some(Value::String(api)) if api == "responses" => {
             let original = serde_json::to_vec(&request).ok().map(Bytes::from);
             let translated = crate::protocol::responses::request::to_chat(&request)?;
-            Ok((translated.chat, original))
+            let origin = Origin {
+                api: chat::Api::Responses,
+                original,
+            };
+            Ok((translated.chat, origin))
         }
         Some(_) => Err(ApiError::bad_request(
             "invalid_api",

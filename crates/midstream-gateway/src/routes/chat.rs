@@ -35,6 +35,7 @@ pub async fn completions(
     RequestBody(bytes): RequestBody,
 ) -> Result<Response, ApiError> {
     let request = StartRequest {
+        api: Api::Chat,
         chat: bytes,
         original: None,
         started: Instant::now(),
@@ -42,9 +43,34 @@ pub async fn completions(
     start(&state, &caller, &headers, request).await
 }
 
+/// The API a client spoke; every stream is run as a chat completion, and labelled with it in
+/// the logs and `/metrics`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Api {
+    /// `/v1/chat/completions` (and browser streams of chat requests).
+    Chat,
+    /// `/v1/responses` (and browser streams of Responses requests).
+    Responses,
+    /// `/v1/completions`.
+    Completions,
+}
+
+impl Api {
+    /// The label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Api::Chat => "chat",
+            Api::Responses => "responses",
+            Api::Completions => "completions",
+        }
+    }
+}
+
 /// A chat-completions request to run.
 #[derive(Debug)]
 pub struct StartRequest {
+    /// The API the client spoke.
+    pub api: Api,
     /// The chat-completions body.
     pub chat: bytes::Bytes,
     /// The body the client sent, when it spoke another API (a Responses request translated
@@ -65,6 +91,7 @@ pub async fn start(
     incoming: StartRequest,
 ) -> Result<Response, ApiError> {
     let StartRequest {
+        api,
         chat: bytes,
         original,
         started,
@@ -103,7 +130,8 @@ pub async fn start(
     } else {
         state.inflight.shutdown.child_token()
     };
-    tracing::debug!(stream_id = %stream_id, upstream = route.upstream.name(), "stream opened");
+    metrics::counter!(metric::STREAMS, "api" => api.as_str()).increment(1);
+    tracing::debug!(stream_id = %stream_id, api = api.as_str(), upstream = route.upstream.name(), "stream opened");
 
     let mut analysis = state.analyzer.stream(stream_id.clone());
     analysis.scan_prompt(&mut request, &mut record);
@@ -118,7 +146,7 @@ pub async fn start(
             Ok(upstream) => Some(upstream),
             Err(error) => {
                 metrics::counter!(metric::UPSTREAM_ERRORS, "kind" => error.kind()).increment(1);
-                tracing::warn!(stream_id = %stream_id, %error, "upstream failed before streaming");
+                tracing::warn!(stream_id = %stream_id, api = api.as_str(), %error, "upstream failed before streaming");
                 analysis.cancel();
                 record.close(StreamStatus::Failed, Some(error.to_string()));
                 let mut response =

@@ -34,6 +34,7 @@ pub async fn create(
     let started = Instant::now();
     let (chat_body, _) = to_chat(&request)?;
     let incoming = chat::StartRequest {
+        api: chat::Api::Completions,
         chat: Bytes::from(crate::inflight::json_text(&chat_body)),
         original: Some(Bytes::from(crate::inflight::json_text(&request))),
         started,

@@ -42,6 +42,7 @@ pub async fn create(
     })?;
     let original = serde_json::to_vec(&request).ok().map(Bytes::from);
     let incoming = chat::StartRequest {
+        api: chat::Api::Responses,
         chat: Bytes::from(chat_body),
         original,
         started,

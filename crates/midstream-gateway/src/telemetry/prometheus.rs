@@ -4,6 +4,7 @@
 //! | metric | kind | meaning |
 //! | --- | --- | --- |
 //! | `midstream_http_requests_total{route,status}` | counter | requests answered |
+//! | `midstream_streams_total{api}` | counter | streams started, by the API the client spoke (`chat`, `responses`, `completions`) |
 //! | `midstream_active_streams` | gauge | streams open now |
 //! | `midstream_client_connections` | gauge | client connections open now |
 //! | `midstream_ttft_seconds` | histogram | request to first content token sent |
@@ -16,6 +17,7 @@
 //! | `midstream_event_log_bytes` | gauge | bytes of events it holds |
 //! | `midstream_event_log_max_bytes`, `_max_events_per_stream`, `_max_age_seconds` | gauge | its bounds |
 //! | `midstream_event_log_subscribers` | gauge | `EventSource` and UI-stream subscribers attached |
+//! | `midstream_event_log_redis_batches_total` | counter | pipelines the Redis log's writer sent: its round trips to Redis, each carrying every batch queued since the last |
 //! | `midstream_event_log_redis_dropped_total` | counter | batches the Redis log could not write |
 
 use std::sync::OnceLock;
@@ -27,6 +29,8 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 /// Counter: requests answered, by route and status.
 pub const HTTP_REQUESTS: &str = "midstream_http_requests_total";
+/// Counter: streams started, by API.
+pub const STREAMS: &str = "midstream_streams_total";
 /// Gauge: streams open now.
 pub const ACTIVE_STREAMS: &str = "midstream_active_streams";
 /// Gauge: client connections open now.
@@ -48,6 +52,8 @@ pub const EVENT_LOG_MAX_EVENTS_PER_STREAM: &str = "midstream_event_log_max_event
 pub const EVENT_LOG_MAX_AGE_SECONDS: &str = "midstream_event_log_max_age_seconds";
 /// Gauge: subscribers attached.
 pub const EVENT_LOG_SUBSCRIBERS: &str = "midstream_event_log_subscribers";
+/// Counter: pipelines the Redis event log's writer sent (one round trip each).
+pub const EVENT_LOG_REDIS_BATCHES: &str = "midstream_event_log_redis_batches_total";
 /// Counter: batches the Redis event log could not write.
 pub const EVENT_LOG_REDIS_DROPPED: &str = "midstream_event_log_redis_dropped_total";
 
