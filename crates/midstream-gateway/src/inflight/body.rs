@@ -199,8 +199,10 @@ impl InflightBody {
             self.record.usage(usage);
         }
         let finish = chunk.finish_reason().map(str::to_owned);
-        if self.record.publishes() {
-            self.publish_reasoning(&frame[payload.clone()]);
+        if self.record.publishes()
+            && let Some(text) = super::reasoning::reasoning_text(&frame[payload.clone()])
+        {
+            self.record.reasoning(&text);
         }
         let content = chunk.message().and_then(|m| m.content_text());
         let mut forward = self.analysis.on_content(
@@ -239,40 +241,6 @@ impl InflightBody {
             self.flush_early_events();
         }
         self.queue_events();
-    }
-
-    /// Reasoning text (`reasoning_content`, or `reasoning` as some servers name it) for the
-    /// stream's subscribers. The chunk reader does not read it: a chunk is parsed again only
-    /// when it names such a field.
-    fn publish_reasoning(&mut self, payload: &[u8]) {
-        if memchr::memmem::find(payload, b"\"reasoning").is_none() {
-            return;
-        }
-        #[derive(serde::Deserialize)]
-        struct Chunk<'a> {
-            #[serde(borrow, default)]
-            choices: Vec<Choice<'a>>,
-        }
-        #[derive(serde::Deserialize)]
-        struct Choice<'a> {
-            #[serde(borrow, default)]
-            delta: Option<Delta<'a>>,
-        }
-        #[derive(serde::Deserialize)]
-        struct Delta<'a> {
-            #[serde(borrow, default)]
-            reasoning_content: Option<std::borrow::Cow<'a, str>>,
-            #[serde(borrow, default)]
-            reasoning: Option<std::borrow::Cow<'a, str>>,
-        }
-        let Ok(chunk) = serde_json::from_slice::<Chunk<'_>>(payload) else {
-            return;
-        };
-        if let Some(delta) = chunk.choices.into_iter().next().and_then(|c| c.delta)
-            && let Some(text) = delta.reasoning_content.or(delta.reasoning)
-        {
-            self.record.reasoning(&text);
-        }
     }
 
     /// Moves the analysis's ready events into the output (or holds them until the upstream's

@@ -21,6 +21,7 @@
 //! | `model_calls.rs` | `tool_calls` the model streams, assembled |
 //! | `record.rs` | [`StreamRecord`], the stream's record, closed exactly once |
 //! | `plan.rs` | [`StreamPlan`] and [`PlanSlot`], handler → layer |
+//! | `reasoning.rs` | reasoning deltas, for browser subscribers |
 //! | `watch.rs` | the shutdown and the timer a stream body watches, polled cheaply |
 
 mod analysis;
@@ -32,6 +33,7 @@ mod future;
 mod layer;
 mod model_calls;
 mod plan;
+mod reasoning;
 mod record;
 mod service;
 mod watch;
