@@ -51,6 +51,7 @@ pub fn app(state: AppState, inflight: InflightConfig) -> Router {
                 .layer(InflightLayer::new(inflight.clone()))
                 .layer(middleware::map_response(responses::translate)),
         )
+        .route("/v1/responses/{id}", get(responses::retrieve))
         .route(
             "/v1/completions",
             post(completions::create)

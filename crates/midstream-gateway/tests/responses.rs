@@ -381,3 +381,42 @@ async fn legacy_completions_are_answered_with_text_completions_and_recorded() {
         .expect("answer");
     assert_eq!(bad.status(), 400);
 }
+
+#[tokio::test]
+async fn a_served_response_can_be_retrieved_from_the_record() {
+    let weather = MockWeather::start().await;
+    let mock = MockUpstream::start().await;
+    let app = builder(&weather, &mock).start().await;
+    mock.push(Scenario::text(["Hello", " there."]));
+    let created: Value = post(&app, &json!({"model": "m", "input": "hi"}))
+        .await
+        .json()
+        .await
+        .expect("json");
+    app.flush().await;
+    let id = created["id"].as_str().expect("id");
+    let retrieved: Value = app
+        .get(&format!("/v1/responses/{id}"))
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(retrieved["id"], id);
+    assert_eq!(retrieved["status"], "completed");
+    assert_eq!(retrieved["output"][0]["content"][0]["text"], "Hello there.");
+    assert_eq!(
+        retrieved["usage"]["total_tokens"],
+        created["usage"]["total_tokens"]
+    );
+    for unknown in [
+        "resp_x",
+        "resp_0190f6c2aaaa7bbb8cccdddddddddddd",
+        "chatcmpl-1",
+    ] {
+        assert_eq!(
+            app.get(&format!("/v1/responses/{unknown}")).await.status(),
+            404,
+            "{unknown}"
+        );
+    }
+}

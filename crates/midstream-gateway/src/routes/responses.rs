@@ -19,7 +19,7 @@ use super::translated::translate_answer;
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::extract::JsonObject;
-use crate::protocol::responses::object::{ResponseShell, from_completion};
+use crate::protocol::responses::object::{ResponseShell, from_completion, from_record};
 use crate::protocol::responses::request::to_chat;
 use crate::protocol::responses::stream::ChunksToEvents;
 use crate::state::AppState;
@@ -74,4 +74,35 @@ pub async fn translate(mut response: Response) -> Response {
         from_completion(&shell, completion)
     })
     .await
+}
+
+/// `GET /v1/responses/{id}`: a response the gateway served, from its record (responses served
+/// by translation are stored by the gateway, not by a chat-completions upstream). Another key's
+/// response is 404, as for streams.
+pub async fn retrieve(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    axum::extract::Path(id): axum::extract::Path<String>,
+) -> Result<axum::Json<serde_json::Value>, ApiError> {
+    let not_found = || ApiError::NotFound {
+        message: format!("no response {id:?}"),
+        code: "response_not_found",
+    };
+    let stream_id = ResponseShell::stream_id_of(&id).ok_or_else(not_found)?;
+    let row = state
+        .store
+        .stream(&stream_id)
+        .await?
+        .ok_or_else(not_found)?;
+    if !caller.may_see(row.api_key_id.as_deref()) {
+        return Err(not_found());
+    }
+    let request: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_str(&row.request).unwrap_or_default();
+    if !request.contains_key("input") {
+        // A chat completion, not a response.
+        return Err(not_found());
+    }
+    let shell = ResponseShell::new(&stream_id, row.created_at / 1000, &request);
+    Ok(axum::Json(from_record(&shell, &row)))
 }

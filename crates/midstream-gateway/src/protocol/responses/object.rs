@@ -67,6 +67,12 @@ impl ResponseShell {
         }
     }
 
+    /// The stream id a `resp_…` id stands for (`None` when it is not one of ours).
+    pub fn stream_id_of(response_id: &str) -> Option<String> {
+        let hex = response_id.strip_prefix("resp_")?;
+        uuid::Uuid::try_parse(hex).ok().map(|id| id.to_string())
+    }
+
     /// The part of the id item ids are made from.
     pub fn id_suffix(&self) -> &str {
         self.id.trim_start_matches("resp_")
@@ -153,4 +159,34 @@ pub fn from_completion(shell: &ResponseShell, completion: &Value) -> Value {
         .cloned()
         .unwrap_or_default();
     shell.object(status, &output, usage.as_ref(), Some(&events))
+}
+
+/// A recorded stream → the `response` object, for `GET /v1/responses/{id}`: its text as one
+/// message, its usage, its status.
+pub fn from_record(shell: &ResponseShell, row: &midstream_store::StreamRow) -> Value {
+    let mut output = Vec::new();
+    if let Some(text) = row.response_text.as_deref().filter(|t| !t.is_empty()) {
+        output.push(json!({
+            "id": format!("msg_{}_0", shell.id_suffix()), "type": "message", "status": "completed",
+            "role": "assistant", "content": [{"type": "output_text", "text": text, "annotations": []}],
+        }));
+    }
+    let status = match (row.status.as_str(), row.finish_reason.as_deref()) {
+        ("streaming", _) => Status::InProgress,
+        ("completed", Some("length")) => Status::Incomplete("max_output_tokens"),
+        ("completed", Some("content_filter")) => Status::Incomplete("content_filter"),
+        ("completed", _) => Status::Completed,
+        _ => Status::Failed,
+    };
+    let usage = row.total_tokens.map(|_| {
+        usage_of(&json!({
+            "prompt_tokens": row.prompt_tokens, "completion_tokens": row.completion_tokens,
+            "total_tokens": row.total_tokens,
+        }))
+    });
+    let mut object = shell.object(status, &output, usage.as_ref(), None);
+    if status == Status::Failed {
+        object["error"] = json!({"code": row.status, "message": row.error});
+    }
+    object
 }
