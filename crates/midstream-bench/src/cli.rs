@@ -22,6 +22,8 @@ pub struct Cli {
 pub enum Command {
     /// N concurrent streaming clients send M requests; latency percentiles and throughput.
     Stream(StreamArgs),
+    /// Browser streams: `POST /v1/streams`, then S `EventSource`-like subscribers each.
+    Events(EventsArgs),
     /// Hold K streams open and read the server's resident memory.
     Idle(IdleArgs),
     /// Drop C streams after their first content token; how soon the upstream is closed.
@@ -37,7 +39,8 @@ pub enum Command {
 /// Where requests go and what they carry.
 #[derive(Debug, Args)]
 pub struct TargetArgs {
-    /// Base URL, e.g. http://127.0.0.1:8080/v1 (requests go to BASE/chat/completions).
+    /// Base URL, e.g. http://127.0.0.1:8080/v1 (requests go to BASE/chat/completions;
+    /// `events`: BASE/streams).
     #[arg(long)]
     pub url: String,
     /// Extra request header, `Name: value` (repeatable).
@@ -54,12 +57,9 @@ pub struct TargetArgs {
     pub json: Option<PathBuf>,
 }
 
-/// `stream`.
+/// How many streams a measured run sends, and whose CPU it reads (`stream`, `events`).
 #[derive(Debug, Args)]
-pub struct StreamArgs {
-    #[command(flatten)]
-    /// Target.
-    pub target: TargetArgs,
+pub struct RunArgs {
     /// Clients at once.
     #[arg(long, default_value_t = 64)]
     pub concurrency: usize,
@@ -75,8 +75,44 @@ pub struct StreamArgs {
     /// Another process whose CPU is reported, `LABEL=PID` (repeatable).
     #[arg(long = "observe", value_parser = parse_observed)]
     pub observe: Vec<(String, u32)>,
+}
+
+/// `stream`.
+#[derive(Debug, Args)]
+pub struct StreamArgs {
+    #[command(flatten)]
+    /// Target.
+    pub target: TargetArgs,
+    #[command(flatten)]
+    /// Streams and CPU.
+    pub run: RunArgs,
     /// A name for this run in the report.
     #[arg(long, default_value = "stream")]
+    pub label: String,
+}
+
+/// `events`: `--requests` streams, `--concurrency` at once, each followed by `--subscribers`.
+#[derive(Debug, Args)]
+pub struct EventsArgs {
+    #[command(flatten)]
+    /// Target.
+    pub target: TargetArgs,
+    #[command(flatten)]
+    /// Streams and CPU.
+    pub run: RunArgs,
+    /// Readers of each stream's `events_url`, opened at once after its POST is answered.
+    #[arg(long, default_value_t = 1)]
+    pub subscribers: usize,
+    /// A counter of the server's `GET /metrics` reported as its growth over the measured
+    /// streams, e.g. `midstream_event_log_redis_batches_total` (repeatable).
+    #[arg(long = "metric")]
+    pub metrics: Vec<String>,
+    /// The Redis the server writes to, `redis://host:port`: the commands it ran over the
+    /// measured streams (`INFO commandstats`).
+    #[arg(long)]
+    pub redis: Option<String>,
+    /// A name for this run in the report.
+    #[arg(long, default_value = "events")]
     pub label: String,
 }
 
@@ -166,6 +202,16 @@ pub struct SummaryArgs {
     /// `tool-latency` report.
     #[arg(long)]
     pub tool_latency: Option<PathBuf>,
+    /// `stream` report of the plain endpoint in a round of browser streams: the gateway with
+    /// the default rules and tools (repeatable, one per round, in order).
+    #[arg(long)]
+    pub plain: Vec<PathBuf>,
+    /// `events` report of the same gateway (its memory log), one per round, in order.
+    #[arg(long)]
+    pub events_memory: Vec<PathBuf>,
+    /// `events` report of a gateway with Redis, one per round, in order.
+    #[arg(long)]
+    pub events_redis: Vec<PathBuf>,
     /// Console output of the scanner's criterion bench.
     #[arg(long)]
     pub scanner: Option<PathBuf>,
@@ -225,7 +271,7 @@ mod tests {
         let Command::Stream(args) = cli.command else {
             panic!("stream");
         };
-        assert_eq!(args.observe, [("mock".to_owned(), 43)]);
+        assert_eq!(args.run.observe, [("mock".to_owned(), 43)]);
         assert_eq!(args.target.headers, ["X-Midstream-Events: off"]);
         assert!(
             Cli::try_parse_from([
@@ -260,6 +306,24 @@ mod tests {
                 "3",
                 "--mock-stats",
                 "http://m/mock/stats",
+            ],
+            &[
+                "midstream-load",
+                "events",
+                "--url",
+                "u",
+                "--subscribers",
+                "3",
+                "--warmup",
+                "8",
+                "--pid",
+                "1",
+                "--metric",
+                "midstream_event_log_redis_batches_total",
+                "--redis",
+                "redis://127.0.0.1:6379",
+                "--body-extra",
+                "{}",
             ],
             &[
                 "midstream-load",

@@ -93,21 +93,37 @@ impl Target {
     /// A `GET` of `path` (under the prefix) on a fresh connection, read whole, as JSON.
     pub async fn get_json(&self, path: &str) -> Result<serde_json::Value, ClientError> {
         let path = self.path(path);
+        let body = self.get(&path).await?;
+        serde_json::from_slice(&body).map_err(|source| ClientError::Json { path, source })
+    }
+
+    /// A `GET` of `path_and_query` as it is (from the server's root) on a fresh connection,
+    /// read whole.
+    pub async fn get(&self, path_and_query: &str) -> Result<Bytes, ClientError> {
         let mut connection = Connection::open(self).await?;
-        let request = Request::builder()
-            .method(Method::GET)
-            .uri(path.as_str())
-            .header(HOST, self.authority.clone())
-            .body(Full::new(Bytes::new()))
-            .map_err(|_| ClientError::InvalidUrl(path.clone()))?;
         let body = connection
-            .send(request)
+            .send(self.get_request(path_and_query, "*/*")?)
             .await?
             .into_body()
             .collect()
             .await?;
-        serde_json::from_slice(&body.to_bytes())
-            .map_err(|source| ClientError::Json { path, source })
+        Ok(body.to_bytes())
+    }
+
+    /// A bodiless `GET` of `path_and_query` (from the server's root) accepting `accept`.
+    fn get_request(
+        &self,
+        path_and_query: &str,
+        accept: &'static str,
+    ) -> Result<Request<Full<Bytes>>, ClientError> {
+        let mut request = Request::new(Full::new(Bytes::new()));
+        *request.uri_mut() = path_and_query
+            .parse()
+            .map_err(|_| ClientError::InvalidUrl(path_and_query.to_owned()))?;
+        let headers = request.headers_mut();
+        headers.insert(HOST, self.authority.clone());
+        headers.insert(ACCEPT, HeaderValue::from_static(accept));
+        Ok(request)
     }
 }
 
@@ -123,6 +139,11 @@ impl RequestTemplate {
     /// `POST {base}/chat/completions` with JSON and SSE headers plus `headers`
     /// (`Name: value` each).
     pub fn chat(target: Target, headers: &[String]) -> Result<Self, ClientError> {
+        Self::post(target, "/chat/completions", headers)
+    }
+
+    /// `POST {base}{path}`, otherwise as [`chat`](Self::chat).
+    pub fn post(target: Target, path: &str, headers: &[String]) -> Result<Self, ClientError> {
         let headers = headers
             .iter()
             .map(|header| {
@@ -135,7 +156,7 @@ impl RequestTemplate {
             })
             .collect::<Result<_, ClientError>>()?;
         Ok(Self {
-            path: target.path("/chat/completions"),
+            path: target.path(path),
             target,
             headers,
         })
@@ -161,6 +182,12 @@ impl RequestTemplate {
             headers.insert(name.clone(), value.clone());
         }
         request
+    }
+
+    /// A `GET` of `path_and_query` (from the server's root, as a server's answer gave it)
+    /// for `text/event-stream`, without the template's headers: an `EventSource` sends none.
+    pub fn get_events(&self, path_and_query: &str) -> Result<Request<Full<Bytes>>, ClientError> {
+        self.target.get_request(path_and_query, "text/event-stream")
     }
 }
 
@@ -244,6 +271,19 @@ mod tests {
         assert_eq!(request.uri(), "/v1/chat/completions");
         assert_eq!(request.headers()["x-midstream-events"], "off");
         assert_eq!(request.headers()[HOST], "127.0.0.1:9");
+        let events = template
+            .get_events("/v1/streams/s1/events?token=t")
+            .expect("a path and query");
+        assert_eq!(events.method(), Method::GET);
+        assert_eq!(events.uri(), "/v1/streams/s1/events?token=t");
+        assert_eq!(events.headers()[ACCEPT], "text/event-stream");
+        assert!(
+            !events.headers().contains_key("x-midstream-events"),
+            "an EventSource sends no headers of its own"
+        );
+        assert!(template.get_events("no path").is_err());
+        let streams = RequestTemplate::post(target.clone(), "/streams", &[]).expect("valid");
+        assert_eq!(streams.request(Bytes::new()).uri(), "/v1/streams");
         assert!(RequestTemplate::chat(target, &["no colon".to_owned()]).is_err());
     }
 }

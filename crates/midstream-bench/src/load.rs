@@ -1,16 +1,22 @@
 //! The streaming load: N clients, each on its own keep-alive connection, sending requests
 //! back to back until M have been sent, timing every stream.
+//!
+//! The driver ([`drive`]) and a stream's trace ([`StreamTrace`]) serve every mode that runs
+//! streams back to back: a mode says how one client runs one stream ([`Client`]).
 
 use std::collections::BTreeMap;
+use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http_body_util::BodyExt;
+use http::{Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
 use tokio::task::JoinSet;
 
-use crate::client::{ClientError, Connection, RequestTemplate};
+use crate::client::{ClientError, Connection, RequestTemplate, Target};
 use crate::sse::{EventKind, FrameKind, SseScanner};
 use crate::stats::Samples;
 
@@ -47,6 +53,11 @@ pub struct EventCounts {
 }
 
 impl EventCounts {
+    /// Events of every type (the cached results are among the `tool.result` ones).
+    pub fn total(&self) -> u64 {
+        self.intent + self.tool_started + self.tool_result + self.tool_error + self.other
+    }
+
     fn add(&mut self, other: &EventCounts) {
         self.intent += other.intent;
         self.tool_started += other.tool_started;
@@ -124,14 +135,44 @@ impl LoadResults {
     }
 }
 
+/// One client of a run: it runs streams one after another, on connections it keeps.
+pub trait Client: Send + 'static {
+    /// Runs one stream and, when it succeeded, adds what it measured to `results`.
+    fn stream(
+        &mut self,
+        results: &mut LoadResults,
+    ) -> impl Future<Output = Result<(), Failure>> + Send;
+
+    /// Forgets its connections after a failed stream (they may be mid-response).
+    fn reset(&mut self);
+}
+
 /// Runs `plan` and returns what was measured.
 pub async fn run(plan: &LoadPlan) -> LoadResults {
-    let plan = Arc::new(plan.clone());
+    let shared = Arc::new(plan.clone());
+    drive(plan.concurrency, plan.requests, plan.timeout, || {
+        ChatClient {
+            plan: shared.clone(),
+            connection: None,
+            trace: StreamTrace::default(),
+        }
+    })
+    .await
+}
+
+/// Runs `requests` streams on `concurrency` clients made by `client`, each taking the next
+/// stream until they run out; a stream longer than `timeout` fails.
+pub async fn drive<C: Client>(
+    concurrency: usize,
+    requests: usize,
+    timeout: Duration,
+    client: impl Fn() -> C,
+) -> LoadResults {
     let next = Arc::new(AtomicUsize::new(0));
     let started = Instant::now();
     let mut clients = JoinSet::new();
-    for _ in 0..plan.concurrency.min(plan.requests) {
-        clients.spawn(client(plan.clone(), next.clone()));
+    for _ in 0..concurrency.min(requests) {
+        clients.spawn(streams(client(), requests, timeout, next.clone()));
     }
     let mut results = LoadResults::default();
     while let Some(joined) = clients.join_next().await {
@@ -149,28 +190,78 @@ pub async fn run(plan: &LoadPlan) -> LoadResults {
     results
 }
 
-/// One client: takes request numbers until they run out, reusing its connection.
-async fn client(plan: Arc<LoadPlan>, next: Arc<AtomicUsize>) -> LoadResults {
+/// One client: takes stream numbers until they run out.
+async fn streams(
+    mut client: impl Client,
+    requests: usize,
+    timeout: Duration,
+    next: Arc<AtomicUsize>,
+) -> LoadResults {
     let mut results = LoadResults::default();
-    let mut connection: Option<Connection> = None;
-    let mut stream = StreamTrace::default();
-    while next.fetch_add(1, Ordering::Relaxed) < plan.requests {
-        stream.reset();
-        let outcome = tokio::time::timeout(
-            plan.timeout,
-            one_stream(&plan, &mut connection, &mut stream, &mut results),
-        )
-        .await
-        .unwrap_or(Err(Failure::Timeout));
+    while next.fetch_add(1, Ordering::Relaxed) < requests {
+        let outcome = tokio::time::timeout(timeout, client.stream(&mut results))
+            .await
+            .unwrap_or(Err(Failure::Timeout));
         match outcome {
             Ok(()) => results.completed += 1,
             Err(failure) => {
-                connection = None;
+                client.reset();
                 *results.errors.entry(failure.kind()).or_default() += 1;
             }
         }
     }
     results
+}
+
+/// A request sent and its response head received.
+pub struct Sent {
+    /// The response, its status as expected.
+    pub response: Response<Incoming>,
+    /// When the request was sent (after any connect).
+    pub at: Instant,
+    /// From then to the response head.
+    pub head: Duration,
+}
+
+/// Sends `request` on `slot`'s connection when it can take another, else on a new one put in
+/// its place; a status other than `expected` fails.
+pub async fn send(
+    slot: &mut Option<Connection>,
+    target: &Target,
+    request: Request<Full<Bytes>>,
+    expected: StatusCode,
+) -> Result<Sent, Failure> {
+    let live = match slot.take() {
+        Some(open) if open.is_reusable() => open,
+        _ => Connection::open(target).await?,
+    };
+    let connection = slot.insert(live);
+    let at = Instant::now();
+    let response = connection.send(request).await?;
+    let head = at.elapsed();
+    if response.status() != expected {
+        return Err(Failure::Status(response.status().as_u16()));
+    }
+    Ok(Sent { response, at, head })
+}
+
+/// Reads an SSE body to its end, handing each frame to `on_frame` with the time its bytes
+/// arrived.
+pub async fn read_sse(
+    mut body: Incoming,
+    mut scanner: SseScanner,
+    mut on_frame: impl FnMut(FrameKind, Instant),
+) -> Result<(), Failure> {
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(ClientError::from)?;
+        let now = Instant::now();
+        if let Some(data) = frame.data_ref() {
+            scanner
+                .feed(data, |kind| on_frame(kind, now))
+                .map_err(|_| Failure::Framing)?;
+        }
+    }
+    Ok(())
 }
 
 /// A stream read up to the frame a caller waited for, still open.
@@ -195,7 +286,7 @@ pub async fn stream_until(
     let mut connection = Connection::open(template.target()).await?;
     let started = Instant::now();
     let response = connection.send(template.request(body)).await?;
-    if response.status() != http::StatusCode::OK {
+    if response.status() != StatusCode::OK {
         return Err(Failure::Status(response.status().as_u16()));
     }
     let mut body = response.into_body();
@@ -237,6 +328,10 @@ pub enum Failure {
     Framing,
     /// The stream took longer than the plan's timeout.
     Timeout,
+    /// The server's answer lacked what the mode needs (`POST /v1/streams`: an `events_url`).
+    Answer,
+    /// The subscribers of one stream saw different numbers of events.
+    Mismatch,
 }
 
 impl Failure {
@@ -249,6 +344,8 @@ impl Failure {
             Self::NoDone => "no_done".to_owned(),
             Self::Framing => "sse_framing".to_owned(),
             Self::Timeout => "timeout".to_owned(),
+            Self::Answer => "bad_answer".to_owned(),
+            Self::Mismatch => "subscriber_mismatch".to_owned(),
         }
     }
 }
@@ -277,8 +374,38 @@ pub struct StreamTrace {
 }
 
 impl StreamTrace {
-    fn reset(&mut self) {
+    /// Forgets the last stream.
+    pub fn reset(&mut self) {
         *self = Self::default();
+    }
+
+    /// Whether the stream ended as a stream should: its end (`[DONE]`, `done`) seen, no
+    /// in-band error.
+    pub fn ending(&self) -> Result<(), Failure> {
+        if self.in_band_error {
+            return Err(Failure::InBand);
+        }
+        if !self.done {
+            return Err(Failure::NoDone);
+        }
+        Ok(())
+    }
+
+    /// Adds a stream that succeeded to `results`: its first content from `started`, its
+    /// `gaps`, its counts and its intent → cached result time.
+    pub fn record(&self, started: Instant, gaps: &mut Samples, results: &mut LoadResults) {
+        if let Some(first) = self.first_content {
+            results.ttft.push(first - started);
+        }
+        results.gaps.append(gaps);
+        results.chunks += self.chunks;
+        results.comments += self.comments;
+        results.events.add(&self.events);
+        match (self.intent, self.cached_result) {
+            (Some(intent), Some(result)) => results.tool_latency.push(result - intent),
+            (Some(_), None) => results.intent_without_cached_result += 1,
+            _ => {}
+        }
     }
 
     /// Notes one frame that arrived at `now`; inter-frame gaps go to `gaps`.
@@ -326,59 +453,45 @@ impl StreamTrace {
     }
 }
 
-async fn one_stream(
-    plan: &LoadPlan,
-    connection: &mut Option<Connection>,
-    stream: &mut StreamTrace,
-    results: &mut LoadResults,
-) -> Result<(), Failure> {
-    let live = match connection.take() {
-        Some(open) if open.is_reusable() => open,
-        _ => Connection::open(plan.template.target()).await?,
-    };
-    let connection = connection.insert(live);
-    let started = Instant::now();
-    let response = connection
-        .send(plan.template.request(plan.body.clone()))
+/// The `stream` mode's client: one chat completion at a time on one kept-alive connection.
+struct ChatClient {
+    plan: Arc<LoadPlan>,
+    connection: Option<Connection>,
+    trace: StreamTrace,
+}
+
+impl Client for ChatClient {
+    async fn stream(&mut self, results: &mut LoadResults) -> Result<(), Failure> {
+        let plan = &*self.plan;
+        let stream = &mut self.trace;
+        stream.reset();
+        let sent = send(
+            &mut self.connection,
+            plan.template.target(),
+            plan.template.request(plan.body.clone()),
+            StatusCode::OK,
+        )
         .await?;
-    let ttfb = started.elapsed();
-    if response.status() != http::StatusCode::OK {
-        return Err(Failure::Status(response.status().as_u16()));
+        let mut gaps = Samples::default();
+        read_sse(
+            sent.response.into_body(),
+            SseScanner::default(),
+            |kind, now| {
+                stream.observe(kind, now, &mut gaps);
+            },
+        )
+        .await?;
+        let total = sent.at.elapsed();
+        stream.ending()?;
+        results.ttfb.push(sent.head);
+        results.total.push(total);
+        stream.record(sent.at, &mut gaps, results);
+        Ok(())
     }
-    let mut body = response.into_body();
-    let mut scanner = SseScanner::default();
-    let mut gaps = Samples::default();
-    while let Some(frame) = body.frame().await {
-        let frame = frame.map_err(ClientError::from)?;
-        let now = Instant::now();
-        if let Some(data) = frame.data_ref() {
-            scanner
-                .feed(data, |kind| stream.observe(kind, now, &mut gaps))
-                .map_err(|_| Failure::Framing)?;
-        }
+
+    fn reset(&mut self) {
+        self.connection = None;
     }
-    let total = started.elapsed();
-    if stream.in_band_error {
-        return Err(Failure::InBand);
-    }
-    if !stream.done {
-        return Err(Failure::NoDone);
-    }
-    results.ttfb.push(ttfb);
-    if let Some(first) = stream.first_content {
-        results.ttft.push(first - started);
-    }
-    results.total.push(total);
-    results.gaps.append(&mut gaps);
-    results.chunks += stream.chunks;
-    results.comments += stream.comments;
-    results.events.add(&stream.events);
-    match (stream.intent, stream.cached_result) {
-        (Some(intent), Some(result)) => results.tool_latency.push(result - intent),
-        (Some(_), None) => results.intent_without_cached_result += 1,
-        _ => {}
-    }
-    Ok(())
 }
 
 #[cfg(test)]

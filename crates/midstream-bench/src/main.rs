@@ -7,6 +7,10 @@
 //! - `stream`: N concurrent clients, M requests; per stream TTFB, first content token,
 //!   inter-chunk gaps, total time, chunks, errors, `[DONE]`; p50/p90/p99/max, throughput,
 //!   and with `--pid` the server's CPU per stream from `/proc`.
+//! - `events`: browser streams, `POST /v1/streams` and S subscribers of each one's
+//!   `events_url`; the same figures, the first `token` event as the first content, every
+//!   subscriber checked for `done` and the same count of events; with `--metric` and
+//!   `--redis`, what the server's counters and Redis's commands grew by per stream.
 //! - `idle`: K held streams; the server's RSS before and after, per stream.
 //! - `disconnect`: C streams dropped after their first content token; when the mock saw its
 //!   upstream response closed (`GET /mock/stats`), relative to the drop.
@@ -21,8 +25,11 @@
 mod body;
 mod cli;
 mod client;
+mod counters;
 mod criterion;
 mod disconnect;
+mod events;
+mod events_summary;
 mod idle;
 mod limits;
 mod load;
@@ -48,13 +55,16 @@ use thiserror::Error;
 
 use crate::body::ChatBody;
 use crate::cli::{
-    Cli, Command, DisconnectArgs, IdleArgs, RelayArgs, StreamArgs, SummaryArgs, TargetArgs,
-    ToolLatencyArgs,
+    Cli, Command, DisconnectArgs, EventsArgs, IdleArgs, RelayArgs, RunArgs, StreamArgs,
+    SummaryArgs, TargetArgs, ToolLatencyArgs,
 };
 use crate::client::{ClientError, RequestTemplate, Target};
+use crate::counters::{CounterError, CounterWatch};
 use crate::disconnect::DisconnectPlan;
+use crate::events::{EventsPlan, EventsReport};
+use crate::events_summary::EventsRounds;
 use crate::idle::{IdleError, IdlePlan};
-use crate::load::LoadPlan;
+use crate::load::{LoadPlan, LoadResults};
 use crate::procfs::{CpuWatch, ProcError};
 use crate::report::{StreamReport, distribution_header, distribution_row};
 use crate::summary::{Inputs, Summary};
@@ -68,6 +78,8 @@ enum RunError {
     Proc(#[from] ProcError),
     #[error(transparent)]
     Idle(#[from] IdleError),
+    #[error(transparent)]
+    Counter(#[from] CounterError),
     #[error("--body-extra must be a JSON object: {0}")]
     BodyExtra(String),
     #[error("cannot write {path}: {source}")]
@@ -117,6 +129,7 @@ fn main() -> ExitCode {
 async fn run(command: Command) -> Result<Outcome, RunError> {
     match command {
         Command::Stream(args) => stream(args).await,
+        Command::Events(args) => events(args).await,
         Command::Idle(args) => idle(args).await,
         Command::Disconnect(args) => disconnect(args).await,
         Command::ToolLatency(args) => tool_latency(args).await,
@@ -132,37 +145,74 @@ async fn stream(args: StreamArgs) -> Result<Outcome, RunError> {
     let plan = LoadPlan {
         template: template(&args.target).await?,
         body: chat_body(&args.target)?.to_bytes(),
-        concurrency: args.concurrency.max(1),
-        requests: args.requests,
+        concurrency: args.run.concurrency.max(1),
+        requests: args.run.requests,
         timeout: Duration::from_secs(args.target.timeout_secs),
     };
-    if args.warmup > 0 {
-        let warmed = load::run(&LoadPlan {
-            requests: args.warmup,
-            ..plan.clone()
-        })
-        .await;
-        if warmed.error_count() > 0 {
-            eprintln!(
-                "warning: {} warm-up streams failed: {:?}",
-                warmed.error_count(),
-                warmed.errors
-            );
-        }
-    }
-    let cpu = CpuWatch::start(args.pid, &args.observe)?;
-    let results = load::run(&plan).await;
-    let cpu = cpu.finish()?;
-    let report = StreamReport::new(
-        &args.label,
-        &args.target.url,
-        plan.concurrency,
-        args.warmup,
-        results,
-        Some(cpu),
-    );
+    warm_up(load::run(&LoadPlan {
+        requests: args.run.warmup,
+        ..plan.clone()
+    }))
+    .await;
+    let report = measured(&args.run, &args.target, &args.label, load::run(&plan)).await?;
     emit(&report.table(), &report, args.target.json.as_deref())?;
     Ok(outcome(report.errors))
+}
+
+async fn events(args: EventsArgs) -> Result<Outcome, RunError> {
+    let target = Target::resolve(&args.target.url).await?;
+    let plan = EventsPlan {
+        template: RequestTemplate::post(target.clone(), "/streams", &args.target.headers)?,
+        body: chat_body(&args.target)?.to_bytes(),
+        concurrency: args.run.concurrency.max(1),
+        requests: args.run.requests,
+        subscribers: args.subscribers.max(1),
+        timeout: Duration::from_secs(args.target.timeout_secs),
+    };
+    warm_up(events::run(&EventsPlan {
+        requests: args.run.warmup,
+        ..plan.clone()
+    }))
+    .await;
+    let counters = CounterWatch::start(&target, &args.metrics, args.redis.as_deref()).await?;
+    let stream = measured(&args.run, &args.target, &args.label, events::run(&plan)).await?;
+    let counters = counters.finish().await?;
+    let report = EventsReport::new(stream, plan.subscribers, counters);
+    emit(&report.table(), &report, args.target.json.as_deref())?;
+    Ok(outcome(report.stream.errors))
+}
+
+/// Runs `streams` with the CPU of `run.pid` and of `run.observe` read around them.
+async fn measured(
+    run: &RunArgs,
+    target: &TargetArgs,
+    label: &str,
+    streams: impl Future<Output = LoadResults>,
+) -> Result<StreamReport, RunError> {
+    let cpu = CpuWatch::start(run.pid, &run.observe)?;
+    let results = streams.await;
+    let cpu = cpu.finish()?;
+    Ok(StreamReport::new(
+        label,
+        &target.url,
+        run.concurrency.max(1),
+        run.warmup,
+        results,
+        Some(cpu),
+    ))
+}
+
+/// Runs the warm-up streams (none for a warm-up of 0); their failures are reported, not
+/// counted.
+async fn warm_up(streams: impl Future<Output = LoadResults>) {
+    let warmed = streams.await;
+    if warmed.error_count() > 0 {
+        eprintln!(
+            "warning: {} warm-up streams failed: {:?}",
+            warmed.error_count(),
+            warmed.errors
+        );
+    }
 }
 
 async fn idle(args: IdleArgs) -> Result<Outcome, RunError> {
@@ -261,6 +311,11 @@ fn summarize(args: &SummaryArgs) -> Result<Outcome, RunError> {
         idle: read_report(args.idle.as_deref())?,
         disconnect: read_report(args.disconnect.as_deref())?,
         tool_latency: read_report(args.tool_latency.as_deref())?,
+        events: EventsRounds {
+            plain: read_reports(&args.plain)?,
+            memory: read_reports(&args.events_memory)?,
+            redis: read_reports(&args.events_redis)?,
+        },
         scanner: match &args.scanner {
             Some(path) => {
                 criterion::parse(&fs::read_to_string(path).map_err(|error| RunError::Read {
@@ -349,6 +404,13 @@ fn write(path: &Path, bytes: &[u8]) -> Result<(), RunError> {
         path: path.to_owned(),
         source,
     })
+}
+
+fn read_reports<T: DeserializeOwned>(paths: &[PathBuf]) -> Result<Vec<T>, RunError> {
+    paths
+        .iter()
+        .filter_map(|path| read_report(Some(path)).transpose())
+        .collect()
 }
 
 fn read_report<T: DeserializeOwned>(path: Option<&Path>) -> Result<Option<T>, RunError> {

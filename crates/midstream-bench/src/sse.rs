@@ -7,6 +7,12 @@
 //! `[DONE]`, a leading `{"error"`). That is exact for the compact JSON that OpenAI, the mock
 //! and the gateway write: inside a JSON string every `"` is escaped, so a marker with its
 //! quotes cannot appear inside a string value.
+//!
+//! A browser stream's events (`GET /v1/streams/{id}/events`) are named instead: their
+//! `event:` field says what they are ([`SseScanner::named`]), and they are reported as the same
+//! [`FrameKind`]s, so one trace times both: `token` as a content chunk, `done` as `[DONE]`,
+//! `error` as an in-band error, `intent` and `tool.*` as MidStream events, any other name
+//! (`usage`, `reasoning`, `snapshot`) as [`EventKind::Other`].
 
 use std::sync::LazyLock;
 
@@ -73,17 +79,29 @@ pub enum SseError {
 #[derive(Debug)]
 pub struct SseScanner {
     splitter: FrameSplitter,
+    /// Events are told apart by their `event:` name, not their `data:` payload.
+    named: bool,
 }
 
 impl Default for SseScanner {
+    /// A scanner of chat-completion chunks.
     fn default() -> Self {
         SseScanner {
             splitter: FrameSplitter::new(MAX_FRAME_BYTES),
+            named: false,
         }
     }
 }
 
 impl SseScanner {
+    /// A scanner of named events (a browser stream's `events_url`).
+    pub fn named() -> Self {
+        SseScanner {
+            named: true,
+            ..SseScanner::default()
+        }
+    }
+
     /// Scans `bytes`, calling `on_frame` for every comment line and every complete event.
     ///
     /// # Errors
@@ -94,26 +112,46 @@ impl SseScanner {
         bytes: &Bytes,
         mut on_frame: impl FnMut(FrameKind),
     ) -> Result<(), SseError> {
+        let named = self.named;
         self.splitter
-            .push(bytes.clone(), |frame| scan_frame(&frame, &mut on_frame))
+            .push(bytes.clone(), |frame| {
+                scan_frame(&frame, named, &mut on_frame)
+            })
             .map_err(|_| SseError::FrameTooLarge)
     }
 }
 
-/// Reports each comment line of a frame, then the event, classified by its first `data:` line.
-fn scan_frame(frame: &[u8], on_frame: &mut impl FnMut(FrameKind)) {
-    let mut event = None;
+/// Reports each comment line of a frame, then its event, if it has a `data:` line (as an
+/// `EventSource` dispatches only those): classified by its first `data:` payload, or by its
+/// `event:` name when `named` (`message` when it has none).
+fn scan_frame(frame: &[u8], named: bool, on_frame: &mut impl FnMut(FrameKind)) {
+    let (mut name, mut data) = (None, None);
     for line in frame.split(|byte| matches!(byte, b'\n' | b'\r')) {
         if line.first() == Some(&b':') {
             on_frame(FrameKind::Comment);
-        } else if let Some(payload) = line.strip_prefix(b"data:")
-            && event.is_none()
-        {
-            event = Some(classify(payload));
+        } else if let Some(payload) = line.strip_prefix(b"data:") {
+            data.get_or_insert(payload);
+        } else if let Some(value) = line.strip_prefix(b"event:") {
+            name.get_or_insert(value.trim_ascii());
         }
     }
-    if let Some(kind) = event {
-        on_frame(kind);
+    let Some(data) = data else {
+        return;
+    };
+    on_frame(if named {
+        classify_named(name.unwrap_or(b"message"), data)
+    } else {
+        classify(data)
+    });
+}
+
+/// The kind of a named event, by its name (a `tool.result`'s cache flag from its `data:`).
+pub fn classify_named(name: &[u8], data: &[u8]) -> FrameKind {
+    match name {
+        b"token" => FrameKind::Chunk { content: true },
+        b"done" => FrameKind::Done,
+        b"error" => FrameKind::Error,
+        _ => FrameKind::Event(kind_named(name, data)),
     }
 }
 
@@ -155,6 +193,11 @@ fn event_kind(object: &[u8]) -> EventKind {
         return EventKind::Other;
     };
     let name = memchr::memchr(b'"', value).map_or(value, |end| &value[..end]);
+    kind_named(name, object)
+}
+
+/// The MidStream event called `name`; `object` holds a `tool.result`'s cache flag.
+fn kind_named(name: &[u8], object: &[u8]) -> EventKind {
     match name {
         b"intent" => EventKind::Intent,
         b"tool.started" => EventKind::ToolStarted,
@@ -211,7 +254,10 @@ mod tests {
     }
 
     fn scan(pieces: &[&[u8]]) -> Vec<FrameKind> {
-        let mut scanner = SseScanner::default();
+        scan_with(SseScanner::default(), pieces)
+    }
+
+    fn scan_with(mut scanner: SseScanner, pieces: &[&[u8]]) -> Vec<FrameKind> {
         let mut frames = Vec::new();
         for piece in pieces {
             scanner
@@ -292,6 +338,78 @@ mod tests {
         ]);
         assert_eq!(frames, [FrameKind::Done]);
         assert_eq!(scan(&[b"data: [DONE]\n"]), [], "no blank line yet");
+    }
+
+    /// A browser stream's events as `GET /v1/streams/{id}/events` writes them.
+    fn named_stream() -> String {
+        [
+            "retry: 2000",
+            concat!(
+                "id: 0\nevent: token\ndata: ",
+                r#"{"seq":0,"text":"say \"midstream\":{\"type\":\"intent\"}"}"#
+            ),
+            ": ping",
+            "id: 1\nevent: intent\ndata: {\"seq\":1,\"type\":\"intent\",\"rule\":\"weather\"}",
+            "id: 2\nevent: tool.result\ndata: {\"seq\":2,\"type\":\"tool.result\",\"cached\":true}",
+            "id: 3\nevent: usage\ndata: {\"seq\":3,\"total_tokens\":9}",
+            "id: 4\nevent:done\ndata: {\"seq\":4,\"status\":\"completed\"}",
+        ]
+        .map(|frame| format!("{frame}\n\n"))
+        .concat()
+    }
+
+    fn scan_named(pieces: &[&[u8]]) -> Vec<FrameKind> {
+        scan_with(SseScanner::named(), pieces)
+    }
+
+    #[test]
+    fn named_events_are_classified_by_their_name_in_any_split() {
+        let expected = [
+            FrameKind::Chunk { content: true },
+            FrameKind::Comment,
+            FrameKind::Event(EventKind::Intent),
+            FrameKind::Event(EventKind::ToolResult { cached: true }),
+            FrameKind::Event(EventKind::Other),
+            FrameKind::Done,
+        ];
+        let bytes = named_stream().into_bytes();
+        assert_eq!(
+            scan_named(&[&bytes]),
+            expected,
+            "a token's text is not read for markers; `retry:` alone is no event"
+        );
+        for cut in 0..=bytes.len() {
+            let (head, tail) = bytes.split_at(cut);
+            assert_eq!(scan_named(&[head, tail]), expected, "split at {cut}");
+        }
+        let crlf = named_stream().replace('\n', "\r\n").into_bytes();
+        let pieces: Vec<&[u8]> = crlf.chunks(1).collect();
+        assert_eq!(scan_named(&pieces), expected);
+    }
+
+    #[test]
+    fn named_kinds_of_every_gateway_event() {
+        for (name, kind) in [
+            ("token", FrameKind::Chunk { content: true }),
+            ("done", FrameKind::Done),
+            ("error", FrameKind::Error),
+            ("intent", FrameKind::Event(EventKind::Intent)),
+            ("tool.started", FrameKind::Event(EventKind::ToolStarted)),
+            ("tool.error", FrameKind::Event(EventKind::ToolError)),
+            ("reasoning", FrameKind::Event(EventKind::Other)),
+            ("snapshot", FrameKind::Event(EventKind::Other)),
+        ] {
+            assert_eq!(classify_named(name.as_bytes(), b"{}"), kind, "{name}");
+        }
+        assert_eq!(
+            classify_named(b"tool.result", br#"{"seq":5,"cached":false}"#),
+            FrameKind::Event(EventKind::ToolResult { cached: false })
+        );
+        assert_eq!(
+            scan_named(&[b"data: {\"seq\":0}\n\n"]),
+            [FrameKind::Event(EventKind::Other)],
+            "an unnamed event is a `message`"
+        );
     }
 
     #[test]

@@ -8,6 +8,7 @@ use serde::Serialize;
 
 use crate::criterion::BenchResult;
 use crate::disconnect::DisconnectReport;
+use crate::events_summary::{EventsRounds, EventsSummary};
 use crate::idle::IdleReport;
 use crate::procfs::CpuReport;
 use crate::report::StreamReport;
@@ -35,6 +36,8 @@ pub struct Inputs {
     pub disconnect: Option<DisconnectReport>,
     /// Cached tool results.
     pub tool_latency: Option<StreamReport>,
+    /// Browser streams against the plain endpoint, in rounds.
+    pub events: EventsRounds,
     /// The scanner's criterion results.
     pub scanner: Vec<BenchResult>,
 }
@@ -86,15 +89,17 @@ pub struct Summary {
     pub targets: Vec<TargetCheck>,
     /// Failed streams per configuration.
     pub errors: Vec<(String, u64)>,
+    /// Browser streams against the plain endpoint, when they ran.
+    pub events: Option<EventsSummary>,
     /// The scanner's criterion results (median time and throughput).
     pub scanner: Vec<BenchResult>,
 }
 
 /// A quantity read from a stream report.
-type Metric = (&'static str, fn(&StreamReport) -> Option<f64>);
+pub type Metric = (&'static str, fn(&StreamReport) -> Option<f64>);
 
 /// The quantities compared across the configurations.
-const METRICS: [Metric; 16] = [
+pub const METRICS: [Metric; 16] = [
     ("TTFB p50 (ms)", |r| r.ttfb_ms.map(|d| d.p50)),
     ("TTFB p99 (ms)", |r| r.ttfb_ms.map(|d| d.p99)),
     ("TTFT p50 (ms)", |r| r.ttft_ms.map(|d| d.p50)),
@@ -123,12 +128,14 @@ const METRICS: [Metric; 16] = [
     }),
 ];
 
-fn per_stream(report: &StreamReport, pick: fn(&CpuReport) -> Option<f64>) -> Option<f64> {
+/// A CPU time of `report` per completed stream.
+pub fn per_stream(report: &StreamReport, pick: fn(&CpuReport) -> Option<f64>) -> Option<f64> {
     let total = pick(report.cpu.as_ref()?)?;
     (report.completed > 0).then(|| total / report.completed as f64)
 }
 
-fn observed(cpu: &CpuReport, label: &str) -> Option<f64> {
+/// The CPU of the process observed as `label`.
+pub fn observed(cpu: &CpuReport, label: &str) -> Option<f64> {
     cpu.observed_ms
         .iter()
         .find(|(name, _)| name == label)
@@ -170,11 +177,17 @@ impl Summary {
         .into_iter()
         .filter_map(|(name, report)| Some((name.to_owned(), report.as_ref()?.errors)))
         .collect();
+        let events = EventsSummary::new(&inputs.events);
+        let mut targets = targets(inputs);
+        if !inputs.events.memory.is_empty() || !inputs.events.redis.is_empty() {
+            targets.extend(EventsSummary::targets(events.as_ref()));
+        }
         Self {
             conditions: inputs.conditions.clone(),
             comparisons,
-            targets: targets(inputs),
+            targets,
             errors,
+            events,
             scanner: inputs.scanner.clone(),
         }
     }
@@ -213,7 +226,11 @@ impl Summary {
             .map(|(name, count)| format!("{name} {count}"))
             .collect();
         out.push_str(&errors.join(", "));
-        out.push_str("\n\n## Targets\n\n| target | measured | status |\n| --- | --- | --- |\n");
+        out.push('\n');
+        if let Some(events) = &self.events {
+            out.push_str(&events.markdown());
+        }
+        out.push_str("\n## Targets\n\n| target | measured | status |\n| --- | --- | --- |\n");
         for check in &self.targets {
             let _ = writeln!(
                 out,
@@ -364,7 +381,8 @@ fn idle_check(idle: Option<&IdleReport>) -> TargetCheck {
     }
 }
 
-fn check(target: String, measured: Option<String>, met: Option<bool>) -> TargetCheck {
+/// A target, its measurement, and whether it was met (`None`: not measured).
+pub fn check(target: String, measured: Option<String>, met: Option<bool>) -> TargetCheck {
     TargetCheck {
         target,
         measured: measured.unwrap_or_else(|| "—".to_owned()),
@@ -385,7 +403,8 @@ fn ratio(value: Option<f64>, base: Option<f64>) -> Option<f64> {
     Some(value? / base)
 }
 
-fn number(value: Option<f64>) -> String {
+/// `1.234`, or `—`.
+pub fn number(value: Option<f64>) -> String {
     value.map_or_else(|| "—".to_owned(), |value| format!("{value:.3}"))
 }
 
@@ -393,7 +412,8 @@ fn signed(value: Option<f64>) -> String {
     value.map_or_else(|| "—".to_owned(), |value| format!("{value:+.3}"))
 }
 
-fn times(value: Option<f64>) -> String {
+/// `1.234×`, or `—`.
+pub fn times(value: Option<f64>) -> String {
     value.map_or_else(|| "—".to_owned(), |value| format!("{value:.3}×"))
 }
 
