@@ -6,18 +6,19 @@
 //!   "the events after seq N" is `XRANGE key (N-1 +` and `XREAD … N-1`, and an append can
 //!   never reorder (Redis refuses an id lower than the last).
 //! - Appends go through a queue to one writer task, which sends everything queued as one
-//!   pipeline (`XADD … MAXLEN ~ bound`, and `EXPIRE`): one round trip per batch of upstream
-//!   reads across all streams, never one per token; the stream's own task never waits for it.
+//!   pipeline (`XADD … MAXLEN ~ bound`, and an `EXPIRE` when a stream starts, ends, or has run
+//!   a quarter of the TTL since the last): one round trip per batch of upstream reads across
+//!   all streams, never one per token; the stream's own task never waits for it.
 //! - When Redis is unreachable, batches are dropped (counted), the log says so once, and
 //!   `/readyz` reports it; subscribers in the producing process still read its memory log,
 //!   and a subscriber elsewhere that finds a gap gets a snapshot from the database record.
 //! - Blocking reads (`XREAD BLOCK`) hold a connection each, taken from a small pool, so they
 //!   never stall the writer or each other.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures_util::future::BoxFuture;
 use redis::AsyncConnectionConfig;
@@ -161,8 +162,10 @@ impl RedisLog {
     /// The writer: sends every queued batch in one pipeline per wake-up.
     async fn write(self, mut batches: mpsc::Receiver<(Arc<str>, Vec<LiveEvent>)>) {
         let mut queued = Vec::new();
+        let mut expiries = Expiries::new(self.inner.bounds.ttl);
         while batches.recv_many(&mut queued, QUEUE).await > 0 {
             let mut pipe = redis::pipe();
+            let now = Instant::now();
             let mut keys = HashSet::new();
             for (stream, events) in queued.drain(..) {
                 let key = key(&stream);
@@ -179,7 +182,10 @@ impl RedisLog {
                         .arg(event.body.as_ref())
                         .ignore();
                 }
-                keys.insert(key);
+                let done = events.last().is_some_and(|e| e.kind == EventKind::Done);
+                if expiries.due(&stream, now, done) {
+                    keys.insert(key);
+                }
             }
             for key in keys {
                 pipe.cmd("EXPIRE")
@@ -371,6 +377,45 @@ impl RedisLog {
     }
 }
 
+/// When each stream's key had its expiry last set. A key's `EXPIRE` is renewed when its stream
+/// first writes, at most every quarter of the TTL while it runs, and with its `done`: the key
+/// always outlives its stream by the TTL, for one `EXPIRE` per stream instead of one per
+/// pipeline (which was as many commands as the events themselves).
+struct Expiries {
+    ttl: Duration,
+    set_at: HashMap<Arc<str>, Instant>,
+}
+
+impl Expiries {
+    fn new(ttl: Duration) -> Expiries {
+        Expiries {
+            ttl,
+            set_at: HashMap::new(),
+        }
+    }
+
+    /// Whether `stream`'s key needs its expiry set now (and remembers that it was).
+    fn due(&mut self, stream: &Arc<str>, now: Instant, done: bool) -> bool {
+        if done {
+            self.set_at.remove(stream);
+            return true;
+        }
+        let renew = self.ttl / 4;
+        if self.set_at.len() > 100_000 {
+            // Streams that never sent `done` (their process ended them without one).
+            self.set_at
+                .retain(|_, at| now.duration_since(*at) < self.ttl);
+        }
+        match self.set_at.get(stream) {
+            Some(at) if now.duration_since(*at) < renew => false,
+            _ => {
+                self.set_at.insert(stream.clone(), now);
+                true
+            }
+        }
+    }
+}
+
 /// Entries read after `after` as a [`LogRead`]: a gap when the first is not the next one.
 fn events_read(entries: &[StreamId], after: Option<u64>) -> LogRead {
     let events: Vec<LiveEvent> = entries.iter().filter_map(entry_event).collect();
@@ -418,5 +463,28 @@ impl EventLog for RedisLog {
         wait: Duration,
     ) -> BoxFuture<'a, Result<LogRead, LogError>> {
         Box::pin(self.read_now(stream, after, wait))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_key_expiry_is_set_at_the_start_renewed_rarely_and_set_at_the_end() {
+        let mut expiries = Expiries::new(Duration::from_secs(400));
+        let stream: Arc<str> = "s".into();
+        let start = Instant::now();
+        assert!(expiries.due(&stream, start, false), "first write");
+        assert!(!expiries.due(&stream, start + Duration::from_secs(99), false));
+        assert!(
+            expiries.due(&stream, start + Duration::from_secs(100), false),
+            "a quarter of the TTL later"
+        );
+        assert!(
+            expiries.due(&stream, start + Duration::from_secs(101), true),
+            "done"
+        );
+        assert!(expiries.set_at.is_empty(), "forgotten once done");
     }
 }
