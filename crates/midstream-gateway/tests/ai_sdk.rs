@@ -57,10 +57,7 @@ async fn gateway() -> (MockWeather, MockUpstream, TestApp) {
     let mock = MockUpstream::start().await;
     let app = TestApp::builder()
         .default_rules()
-        .config_file(&format!(
-            "[tools.weather]\ngeocoding_base_url = \"{0}\"\nforecast_base_url = \"{0}\"\ntimeout_ms = 3000\n",
-            weather.base_url()
-        ))
+        .weather_api(&weather)
         .upstream(mock.base_url())
         .start()
         .await;

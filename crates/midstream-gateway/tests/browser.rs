@@ -82,10 +82,7 @@ async fn run(
         TestApp::builder()
             .upstream(mock.base_url())
             .default_rules()
-            .config_file(&format!(
-                "[tools.weather]\ngeocoding_base_url = \"{0}\"\nforecast_base_url = \"{0}\"\n",
-                weather.base_url()
-            )),
+            .weather_api(&weather),
     )
     .start()
     .await;

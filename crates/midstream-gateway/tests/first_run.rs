@@ -95,13 +95,7 @@ async fn the_weather_comes_from_demo_data_marked_as_such() {
 #[tokio::test]
 async fn a_configured_weather_url_is_always_the_real_api() {
     let weather = MockWeather::start().await;
-    let app = first_run()
-        .config_file(&format!(
-            "[tools.weather]\ngeocoding_base_url = \"{0}\"\nforecast_base_url = \"{0}\"\n",
-            weather.base_url()
-        ))
-        .start()
-        .await;
+    let app = first_run().weather_api(&weather).start().await;
     let collected = collect_sse(
         app.chat(&demo_request("What's the weather in Paris?"))
             .await,

@@ -10,10 +10,7 @@ use serde_json::{Value, json};
 fn builder(weather: &MockWeather, mock: &MockUpstream) -> TestAppBuilder {
     TestApp::builder()
         .default_rules()
-        .config_file(&format!(
-            "[tools.weather]\ngeocoding_base_url = \"{0}\"\nforecast_base_url = \"{0}\"\ntimeout_ms = 3000\n",
-            weather.base_url()
-        ))
+        .weather_api(weather)
         .upstream(mock.base_url())
 }
 

@@ -80,10 +80,7 @@ async fn streams_and_completions_work(sdk: Sdk) {
     let app = TestApp::builder()
         .upstream(mock.base_url())
         .default_rules()
-        .config_file(&format!(
-            "[tools.weather]\ngeocoding_base_url = \"{0}\"\nforecast_base_url = \"{0}\"\n",
-            weather.base_url()
-        ))
+        .weather_api(&weather)
         .start()
         .await;
     let base_url = app.url("/v1");
@@ -160,10 +157,7 @@ async fn responses_work(sdk: Sdk) {
     let app = TestApp::builder()
         .upstream(mock.base_url())
         .default_rules()
-        .config_file(&format!(
-            "[tools.weather]\ngeocoding_base_url = \"{0}\"\nforecast_base_url = \"{0}\"\n",
-            weather.base_url()
-        ))
+        .weather_api(&weather)
         .start()
         .await;
     let base_url = app.url("/v1");

@@ -21,10 +21,7 @@ fn chat(prompt: &str) -> Value {
 fn builder(weather: &MockWeather, mock: &MockUpstream) -> TestAppBuilder {
     TestApp::builder()
         .default_rules()
-        .config_file(&format!(
-            "[tools.weather]\ngeocoding_base_url = \"{0}\"\nforecast_base_url = \"{0}\"\ntimeout_ms = 3000\n",
-            weather.base_url()
-        ))
+        .weather_api(weather)
         .upstream(mock.base_url())
         .env("MIDSTREAM_STREAM_SECRET", SECRET)
 }

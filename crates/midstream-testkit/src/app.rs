@@ -63,6 +63,15 @@ impl TestAppBuilder {
         self.env("MIDSTREAM_CONFIG", path.display().to_string())
     }
 
+    /// Writes a `midstream.toml` that points the weather tool at `weather` (both its geocoding
+    /// and forecast APIs; the tool's default timeout).
+    pub fn weather_api(self, weather: &crate::MockWeather) -> Self {
+        self.config_file(&format!(
+            "[tools.weather]\ngeocoding_base_url = \"{0}\"\nforecast_base_url = \"{0}\"\n",
+            weather.base_url()
+        ))
+    }
+
     /// Builds and starts the gateway; panics with the start-up error if it cannot start.
     pub async fn start(self) -> TestApp {
         self.try_start()

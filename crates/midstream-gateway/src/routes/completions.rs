@@ -7,12 +7,12 @@ use std::time::Instant;
 use axum::Extension;
 use axum::extract::State;
 use axum::response::Response;
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{BufMut, BytesMut};
 use http::HeaderMap;
 use serde_json::Value;
 
-use super::chat;
-use super::translated::translate_answer;
+use super::chat::Api;
+use super::translated::{start_translated, translate_answer};
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::extract::JsonObject;
@@ -33,13 +33,16 @@ pub async fn create(
 ) -> Result<Response, ApiError> {
     let started = Instant::now();
     let (chat_body, _) = to_chat(&request)?;
-    let incoming = chat::StartRequest {
-        api: chat::Api::Completions,
-        chat: Bytes::from(crate::inflight::json_text(&chat_body)),
-        original: Some(Bytes::from(crate::inflight::json_text(&request))),
+    let mut response = start_translated(
+        &state,
+        &caller,
+        &headers,
+        Api::Completions,
+        &chat_body,
+        &request,
         started,
-    };
-    let mut response = chat::start(&state, &caller, &headers, incoming).await?;
+    )
+    .await?;
     if response.status().is_success() {
         response.extensions_mut().insert(Translation);
     }

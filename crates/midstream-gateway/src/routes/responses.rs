@@ -11,11 +11,10 @@ use std::time::Instant;
 use axum::Extension;
 use axum::extract::State;
 use axum::response::Response;
-use bytes::Bytes;
 use http::HeaderMap;
 
-use super::chat::{self, STREAM_ID_HEADER};
-use super::translated::translate_answer;
+use super::chat::{Api, STREAM_ID_HEADER};
+use super::translated::{start_translated, translate_answer};
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::extract::JsonObject;
@@ -37,17 +36,16 @@ pub async fn create(
 ) -> Result<Response, ApiError> {
     let started = Instant::now();
     let translated = to_chat(&request)?;
-    let chat_body = serde_json::to_vec(&translated.chat).map_err(|e| {
-        ApiError::Internal(format!("a translated request failed to serialise: {e}"))
-    })?;
-    let original = serde_json::to_vec(&request).ok().map(Bytes::from);
-    let incoming = chat::StartRequest {
-        api: chat::Api::Responses,
-        chat: Bytes::from(chat_body),
-        original,
+    let mut response = start_translated(
+        &state,
+        &caller,
+        &headers,
+        Api::Responses,
+        &translated.chat,
+        &request,
         started,
-    };
-    let mut response = chat::start(&state, &caller, &headers, incoming).await?;
+    )
+    .await?;
     let stream_id = response
         .headers()
         .get(STREAM_ID_HEADER)

@@ -2,14 +2,41 @@
 //! [`ChunkTranslation`], a whole completion through a function. Shared by `/v1/responses` and
 //! `/v1/completions`, whose handlers run the request as a chat completion.
 
+use std::time::Instant;
+
 use axum::body::Body;
 use axum::response::Response;
-use http::{HeaderValue, header};
+use bytes::Bytes;
+use http::{HeaderMap, HeaderValue, header};
 use http_body_util::BodyExt;
-use serde_json::Value;
+use serde_json::{Map, Value};
 
+use super::chat::{self, Api};
+use crate::auth::Caller;
 use crate::error::ApiError;
+use crate::inflight::json_text;
 use crate::sse::translated::{ChunkTranslation, TranslatedBody};
+use crate::state::AppState;
+
+/// Runs `chat`, translated from the `original` request of another API, exactly as a chat
+/// completion (the record keeps `original`).
+pub async fn start_translated(
+    state: &AppState,
+    caller: &Caller,
+    headers: &HeaderMap,
+    api: Api,
+    chat: &Map<String, Value>,
+    original: &Map<String, Value>,
+    started: Instant,
+) -> Result<Response, ApiError> {
+    let incoming = chat::StartRequest {
+        api,
+        chat: Bytes::from(json_text(chat)),
+        original: Some(Bytes::from(json_text(original))),
+        started,
+    };
+    chat::start(state, caller, headers, incoming).await
+}
 
 /// Largest translated completion read back (the inflight layer bounds it first).
 const MAX_COMPLETION_BYTES: usize = 64 << 20;
@@ -45,7 +72,7 @@ pub async fn translate_answer<T: ChunkTranslation>(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
     );
-    Response::from_parts(parts, Body::from(crate::inflight::json_text(&object)))
+    Response::from_parts(parts, Body::from(json_text(&object)))
 }
 
 /// A 500 for a completion the gateway could not read back, keeping the stream id header.
