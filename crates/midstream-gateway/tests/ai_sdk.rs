@@ -9,10 +9,9 @@
 //! Node at the end.
 
 use std::path::PathBuf;
-use std::process::Stdio;
 use std::time::Duration;
 
-use midstream_testkit::{MockUpstream, MockWeather, Scenario, TestApp};
+use midstream_testkit::{MockUpstream, MockWeather, Scenario, TestApp, run_driver};
 use serde_json::{Value, json};
 
 fn root() -> PathBuf {
@@ -27,27 +26,9 @@ async fn drive(case: &str, base_url: &str) -> Value {
         root.join("tests/sdk/node/node_modules/ai").exists(),
         "the ai npm package is not installed: run ./scripts/test, which installs the pinned SDKs"
     );
-    let output = tokio::process::Command::new("node")
-        .arg(root.join("tests/sdk/node/drive.mjs"))
-        .arg(case)
-        .arg(base_url)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .output()
-        .await
-        .unwrap_or_else(|e| panic!("cannot run node: {e}"));
-    assert!(
-        output.status.success(),
-        "ai {case} failed:\n{}\n{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
-        panic!(
-            "ai {case}: not JSON ({e}): {}",
-            String::from_utf8_lossy(&output.stdout)
-        )
-    })
+    let script = root.join("tests/sdk/node/drive.mjs");
+    let args = [script.as_os_str(), case.as_ref(), base_url.as_ref()];
+    run_driver(&format!("ai {case}"), "node", args).await
 }
 
 /// The default rules, the weather tool on a mock, and a model whose text names a city slowly

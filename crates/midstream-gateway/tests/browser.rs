@@ -8,10 +8,9 @@
 //! EventSource's 3 s retry and the resumed stream all to happen before the answer ends.
 
 use std::path::PathBuf;
-use std::process::Stdio;
 use std::time::Duration;
 
-use midstream_testkit::{MockUpstream, MockWeather, Scenario, TestApp, TestAppBuilder};
+use midstream_testkit::{MockUpstream, MockWeather, Scenario, TestApp, TestAppBuilder, run_driver};
 use serde_json::Value;
 
 const API_KEY: &str = "msk_browser_test";
@@ -45,26 +44,14 @@ async fn drive(base_url: &str, api_key: Option<&str>) -> Value {
             && PathBuf::from("/usr/bin/chromium").exists(),
         "Chromium or playwright-core is missing: run ./scripts/test, which installs them"
     );
-    let mut command = tokio::process::Command::new("node");
-    command
-        .arg(root.join("tests/browser/webapp.mjs"))
-        .arg(base_url);
+    let mut args = vec![
+        root.join("tests/browser/webapp.mjs").into_os_string(),
+        base_url.into(),
+    ];
     if let Some(key) = api_key {
-        command.arg("--api-key").arg(key);
+        args.extend(["--api-key".into(), key.into()]);
     }
-    let output = command
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .output()
-        .await
-        .unwrap_or_else(|e| panic!("cannot run node: {e}"));
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "the browser test failed:\n{stdout}\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {stdout}"))
+    run_driver("the browser test", "node", args).await
 }
 
 /// Starts the gateway (`configure`d further) in front of a slow mock upstream and the mock

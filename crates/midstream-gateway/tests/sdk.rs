@@ -4,9 +4,8 @@
 //! The drivers print what the SDK saw as JSON; the assertions are here.
 
 use std::path::PathBuf;
-use std::process::Stdio;
 
-use midstream_testkit::{MockToolCall, MockUpstream, MockWeather, Scenario, TestApp};
+use midstream_testkit::{MockToolCall, MockUpstream, MockWeather, Scenario, TestApp, run_driver};
 use serde_json::{Value, json};
 
 fn root() -> PathBuf {
@@ -37,27 +36,8 @@ async fn drive(sdk: Sdk, case: &str, base_url: &str) -> Value {
         installed,
         "the {sdk:?} SDK is not installed: run ./scripts/test, which installs the pinned SDKs"
     );
-    let output = tokio::process::Command::new(&program)
-        .arg(&script)
-        .arg(case)
-        .arg(base_url)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .output()
-        .await
-        .unwrap_or_else(|e| panic!("cannot run {}: {e}", program.display()));
-    assert!(
-        output.status.success(),
-        "{sdk:?} {case} failed:\n{}\n{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
-        panic!(
-            "{sdk:?} {case}: not JSON ({e}): {}",
-            String::from_utf8_lossy(&output.stdout)
-        )
-    })
+    let args = [script.as_os_str(), case.as_ref(), base_url.as_ref()];
+    run_driver(&format!("{sdk:?} {case}"), &program, args).await
 }
 
 fn event_types(summary: &Value) -> Vec<String> {

@@ -31,6 +31,7 @@
 
 pub mod app;
 mod disconnects;
+mod driver;
 pub mod events;
 mod recorded;
 mod server;
@@ -40,6 +41,7 @@ pub mod weather;
 
 pub use app::{TestApp, TestAppBuilder};
 pub use disconnects::EarlyDisconnect;
+pub use driver::run_driver;
 pub use events::{EventsResponse, StreamEvent, read_events, text_of};
 pub use recorded::RecordedRequest;
 pub use sse::{Collected, SseFrame, SseParseError, SseParser, SseReader, collect_sse};
