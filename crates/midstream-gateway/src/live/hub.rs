@@ -177,14 +177,6 @@ impl Hub {
             .map(|r| r.owner.clone())
     }
 
-    /// Whether `stream` is producing in this process.
-    pub fn is_running_here(&self, stream: &str) -> bool {
-        self.inner
-            .running
-            .lock()
-            .is_ok_and(|running| running.contains_key(stream))
-    }
-
     pub(super) fn append(&self, stream: &str, batch: &[LiveEvent]) {
         self.inner.memory.append(stream, batch);
         if let Some(shared) = &self.inner.shared {
