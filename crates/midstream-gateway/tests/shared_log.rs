@@ -6,7 +6,9 @@
 
 use std::time::Duration;
 
-use midstream_testkit::{MockUpstream, Scenario, TestApp, TestAppBuilder, read_events, text_of};
+use midstream_testkit::{
+    MockUpstream, Scenario, SseReader, TestApp, TestAppBuilder, read_events, text_of,
+};
 use serde_json::{Value, json};
 
 fn redis_url() -> String {
@@ -186,4 +188,55 @@ async fn a_quiet_stream_is_followed_across_processes() {
         on_b.events.iter().all(|e| e.name != "snapshot"),
         "followed live, not rebuilt"
     );
+}
+
+/// A chat completion on A publishes nothing until followed; a follower on B asks A, through
+/// Redis, to publish it, and reads it live from the shared log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_chat_completion_is_followed_from_another_process() {
+    let mock = MockUpstream::start().await;
+    mock.push(Scenario::text(words(40)).delay(Duration::from_millis(15)));
+    let database_url = midstream_store::testing::fresh_postgres_url().await;
+    let a = process(&mock, &database_url, "a").start().await;
+    let b = process(&mock, &database_url, "b").start().await;
+    let response = a
+        .chat(
+            &json!({"model": "m", "stream": true, "messages": [{"role": "user", "content": "hi"}]}),
+        )
+        .await;
+    let id = response.headers()["x-midstream-stream-id"]
+        .to_str()
+        .expect("id")
+        .to_owned();
+    let mut chat = SseReader::new(response);
+    let mut chat_text = String::new();
+    while !chat_text.contains("w3 ") {
+        let frame = chat.next_frame().await.expect("a frame").expect("SSE");
+        chat_text.push_str(&frame.chat_content());
+    }
+    let url = b.url(&format!("/v1/streams/{id}/events"));
+    let follower = tokio::spawn({
+        let client = b.client.clone();
+        async move { read_events(&client, &url, None, Some("any"), None).await }
+    });
+    while let Some(Ok(frame)) = chat.next_frame().await {
+        chat_text.push_str(&frame.chat_content());
+    }
+    let on_b = follower.await.expect("follower");
+    assert_eq!(on_b.status, 200);
+    assert!(
+        on_b.events.iter().all(|e| e.name != "snapshot"),
+        "followed live, not rebuilt: {:?}",
+        on_b.events
+    );
+    assert_eq!(on_b.events[0].id, Some(0));
+    assert!(
+        on_b.events[0].data["text"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("w0 w1 w2 w3 ")),
+        "the text so far first: {:?}",
+        on_b.events[0]
+    );
+    assert_eq!(text_of(&on_b.events), chat_text);
+    assert_eq!(on_b.events.last().map(|e| e.name.as_str()), Some("done"));
 }

@@ -6,8 +6,8 @@ use std::time::Duration;
 use midstream_gateway::auth::Caller;
 use midstream_gateway::live::Signer;
 use midstream_testkit::{
-    MockUpstream, MockWeather, Scenario, StreamEvent, TestApp, TestAppBuilder, collect_sse,
-    read_events, text_of,
+    MockUpstream, MockWeather, Scenario, SseReader, StreamEvent, TestApp, TestAppBuilder,
+    collect_sse, read_events, text_of,
 };
 use serde_json::{Value, json};
 
@@ -362,8 +362,67 @@ async fn tokens_are_checked_and_keys_see_only_their_own_streams() {
     assert_eq!(beta["data"], json!([]));
 }
 
+/// The id a chat completion's response carries.
+fn stream_id_of(headers: &reqwest::header::HeaderMap) -> String {
+    headers["x-midstream-stream-id"]
+        .to_str()
+        .expect("id")
+        .to_owned()
+}
+
+/// A chat completion publishes nothing until it is followed: a follower that comes mid-stream
+/// reads the text so far as its first event, then the rest live, with the ordinary seqs.
 #[tokio::test]
 async fn a_chat_completions_client_follows_its_own_stream_by_its_id() {
+    let weather = MockWeather::start().await;
+    let mock = MockUpstream::start().await;
+    let app = builder(&weather, &mock).start().await;
+    mock.push(
+        Scenario::text(words(&["The weather in Paris", " is"], 30))
+            .delay(Duration::from_millis(10)),
+    );
+    let response = app
+        .chat(
+            &json!({"model": "m", "stream": true, "messages": [{"role": "user", "content": "hi"}]}),
+        )
+        .await;
+    let id = stream_id_of(response.headers());
+    let mut chat = SseReader::new(response);
+    let mut chat_text = String::new();
+    while !chat_text.ends_with(" is") {
+        let frame = chat.next_frame().await.expect("a frame").expect("SSE");
+        chat_text.push_str(&frame.chat_content());
+    }
+    let url = app.url(&format!("/v1/streams/{id}/events"));
+    let follower = tokio::spawn({
+        let client = app.client.clone();
+        async move { read_events(&client, &url, None, Some("any"), None).await }
+    });
+    while let Some(Ok(frame)) = chat.next_frame().await {
+        chat_text.push_str(&frame.chat_content());
+    }
+    let events = follower.await.expect("follower");
+    assert_eq!(events.status, 200);
+    let seqs: Vec<Option<u64>> = events.events.iter().map(|e| e.id).collect();
+    let expected: Vec<Option<u64>> = (0..events.events.len() as u64).map(Some).collect();
+    assert_eq!(seqs, expected, "an ordinary log from seq 0");
+    let first = &events.events[0];
+    assert_eq!(first.name, "token");
+    assert!(
+        first.data["text"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("The weather in Paris is")),
+        "the text so far comes first: {first:?}"
+    );
+    assert_eq!(text_of(&events.events), chat_text);
+    assert!(names(&events.events).contains(&"tool.result"));
+    assert_eq!(names(&events.events).last(), Some(&"done"));
+}
+
+/// Nobody followed this chat completion: it published nothing, and a follower after its end
+/// is answered from the record.
+#[tokio::test]
+async fn a_chat_completion_nobody_follows_is_answered_from_its_record() {
     let weather = MockWeather::start().await;
     let mock = MockUpstream::start().await;
     let app = builder(&weather, &mock).start().await;
@@ -373,11 +432,9 @@ async fn a_chat_completions_client_follows_its_own_stream_by_its_id() {
             &json!({"model": "m", "stream": true, "messages": [{"role": "user", "content": "hi"}]}),
         )
         .await;
-    let id = response.headers()["x-midstream-stream-id"]
-        .to_str()
-        .expect("id")
-        .to_owned();
+    let id = stream_id_of(response.headers());
     let chat_text = collect_sse(response).await.content();
+    app.flush().await;
     let events = read_events(
         &app.client,
         &app.url(&format!("/v1/streams/{id}/events")),
@@ -387,8 +444,15 @@ async fn a_chat_completions_client_follows_its_own_stream_by_its_id() {
     )
     .await;
     assert_eq!(events.status, 200);
+    assert_eq!(names(&events.events), ["snapshot", "done"]);
     assert_eq!(text_of(&events.events), chat_text);
-    assert!(names(&events.events).contains(&"tool.result"));
+    let snapshot = &events.events[0].data;
+    assert!(
+        snapshot["events"]
+            .as_array()
+            .is_some_and(|e| e.iter().any(|e| e["type"] == "tool.result")),
+        "the recorded events: {snapshot}"
+    );
 }
 
 #[tokio::test]

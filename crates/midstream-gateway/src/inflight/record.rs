@@ -77,7 +77,7 @@ impl StreamRecord {
     /// read, and after tool results.
     pub fn flush_published(&mut self) {
         if let Some(live) = &mut self.live {
-            live.flush();
+            live.flush(&self.text);
         }
     }
 
@@ -174,10 +174,18 @@ impl StreamRecord {
             return;
         }
         metrics::gauge!(metric::ACTIVE_STREAMS).decrement(1.0);
-        let last_event_seq = self.live.as_mut().map(|live| {
-            let seq = live.finish(status, self.finish_reason.as_deref(), error.as_deref());
-            i64::try_from(seq).unwrap_or(i64::MAX)
-        });
+        let last_event_seq = self
+            .live
+            .as_mut()
+            .and_then(|live| {
+                live.finish(
+                    status,
+                    self.finish_reason.as_deref(),
+                    error.as_deref(),
+                    &self.text,
+                )
+            })
+            .map(|seq| i64::try_from(seq).unwrap_or(i64::MAX));
         let text = std::mem::take(&mut self.text);
         let reply = (!text.is_empty()).then(|| NewMessage {
             role: "assistant".to_owned(),

@@ -54,6 +54,7 @@ impl Feed {
         stream: Arc<str>,
         after: Option<u64>,
     ) -> Result<Start, ApiError> {
+        hub.follow(&stream).await;
         metrics::gauge!(metric::EVENT_LOG_SUBSCRIBERS).increment(1.0);
         let mut feed = Feed {
             hub,

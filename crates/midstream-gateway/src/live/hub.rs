@@ -2,6 +2,7 @@
 //! (so they can be cancelled), the chats of the AI SDK route, and the token signer.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -12,8 +13,8 @@ use super::config::LiveConfig;
 use super::event::LiveEvent;
 use super::log::EventLog;
 use super::memory::MemoryLog;
-use super::producer::Producer;
-use super::redis::RedisLog;
+use super::producer::{Producer, Publish};
+use super::redis::{Control, RedisLog};
 use super::token::Signer;
 use crate::telemetry::prometheus as metric;
 
@@ -24,6 +25,8 @@ struct Running {
     cancel: CancellationToken,
     /// The API key that started it (`None` in open mode).
     owner: Option<String>,
+    /// Raised when someone follows it: its producer publishes from then on.
+    wanted: Arc<AtomicBool>,
 }
 
 /// Cheap to clone.
@@ -78,12 +81,19 @@ impl Hub {
             let listener = Arc::downgrade(&hub.inner);
             let stop = hub.inner.shutdown.clone();
             tokio::spawn(async move {
-                let cancel = |stream: &str| {
-                    if let Some(inner) = listener.upgrade() {
-                        Hub { inner }.cancel(stream);
+                let act = |request: Control, stream: &str| {
+                    let Some(inner) = listener.upgrade() else {
+                        return;
+                    };
+                    let hub = Hub { inner };
+                    match request {
+                        Control::Cancel => {
+                            hub.cancel(stream);
+                        }
+                        Control::Follow => hub.wake_here(stream),
                     }
                 };
-                shared.listen_for_cancels(cancel, stop).await;
+                shared.listen(act, stop).await;
             });
         }
         let sweeper = Arc::downgrade(&hub.inner);
@@ -140,19 +150,54 @@ impl Hub {
         &self,
         stream: Arc<str>,
         owner: Option<String>,
+        publish: Publish,
     ) -> (Producer, CancellationToken) {
         let cancel = self.inner.shutdown.child_token();
-        self.inner.memory.open(&stream);
+        let wanted = Arc::new(AtomicBool::new(publish == Publish::FromStart));
+        if publish == Publish::FromStart {
+            self.inner.memory.open(&stream);
+        }
         if let Ok(mut running) = self.inner.running.lock() {
             running.insert(
                 stream.clone(),
                 Running {
                     cancel: cancel.clone(),
                     owner,
+                    wanted: wanted.clone(),
                 },
             );
         }
-        (Producer::new(self.clone(), stream), cancel)
+        (Producer::new(self.clone(), stream, wanted), cancel)
+    }
+
+    /// A subscriber wants `stream`: a dormant stream running here starts publishing (from its
+    /// next flush; the memory log holds it from now, so the subscriber waits for that), and
+    /// one running on another process is asked to, through Redis.
+    pub async fn follow(&self, stream: &str) {
+        if self.inner.memory.holds(stream) {
+            return;
+        }
+        let here = self.inner.running.lock().ok().and_then(|running| {
+            running.get(stream).map(|r| {
+                r.wanted.store(true, Ordering::Release);
+                self.inner.memory.open(stream);
+            })
+        });
+        if here.is_none()
+            && let Some(shared) = &self.inner.shared
+            && let Err(error) = shared.publish_follow(stream).await
+        {
+            tracing::warn!(stream_id = %stream, %error, "could not ask the other processes to publish a followed stream");
+        }
+    }
+
+    /// Raises the `wanted` flag of a stream running here (asked by another process).
+    fn wake_here(&self, stream: &str) {
+        if let Ok(running) = self.inner.running.lock()
+            && let Some(running) = running.get(stream)
+        {
+            running.wanted.store(true, Ordering::Release);
+        }
     }
 
     /// Cancels a stream running in this process; false when none runs here under that id.

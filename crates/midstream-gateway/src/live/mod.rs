@@ -35,6 +35,6 @@ pub use event::{EventKind, LiveEvent, sse_frame, with_seq};
 pub use hub::Hub;
 pub use log::{EventLog, Gap, LogError, LogRead, Snapshot};
 pub use memory::{MemoryBounds, MemoryLog};
-pub use producer::Producer;
-pub use redis::{RedisBounds, RedisLog};
+pub use producer::{Producer, Publish};
+pub use redis::{Control, RedisBounds, RedisLog};
 pub use token::Signer;

@@ -85,8 +85,30 @@ fn key(stream: &str) -> String {
     format!("midstream:events:{stream}")
 }
 
-/// The channel on which a process asks the one running a stream to cancel it.
-const CANCEL_CHANNEL: &str = "midstream:cancel";
+/// What one process asks the process running a stream to do, over Redis pub/sub (one
+/// channel each).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Control {
+    /// Cancel it (`POST /v1/streams/{id}/cancel` landed elsewhere).
+    Cancel,
+    /// Publish it: a subscriber follows it from another process.
+    Follow,
+}
+
+impl Control {
+    fn channel(self) -> &'static str {
+        match self {
+            Control::Cancel => "midstream:cancel",
+            Control::Follow => "midstream:follow",
+        }
+    }
+
+    fn from_channel(channel: &str) -> Option<Control> {
+        [Control::Cancel, Control::Follow]
+            .into_iter()
+            .find(|c| c.channel() == channel)
+    }
+}
 
 fn chat_key(chat: &str) -> String {
     format!("midstream:chat:{chat}")
@@ -208,27 +230,38 @@ impl RedisLog {
 
     /// Asks every process to cancel `stream` (the one running it does).
     pub async fn publish_cancel(&self, stream: &str) -> Result<(), LogError> {
+        self.publish(Control::Cancel, stream).await
+    }
+
+    /// Asks every process to publish `stream` (the one running it does, if it was dormant).
+    pub async fn publish_follow(&self, stream: &str) -> Result<(), LogError> {
+        self.publish(Control::Follow, stream).await
+    }
+
+    async fn publish(&self, request: Control, stream: &str) -> Result<(), LogError> {
         let mut connection = self.commands().await?;
         let published = redis::cmd("PUBLISH")
-            .arg(CANCEL_CHANNEL)
+            .arg(request.channel())
             .arg(stream)
             .query_async::<i64>(&mut connection)
             .await;
         self.outcome(published).map(drop)
     }
 
-    /// Calls `cancel` with every stream id another process asks to cancel, until `stop`;
-    /// reconnects (every second) while Redis is unreachable.
-    pub async fn listen_for_cancels(
+    /// Calls `act` with every request another process publishes (and the stream it names),
+    /// until `stop`; reconnects (every second) while Redis is unreachable.
+    pub async fn listen(
         &self,
-        cancel: impl Fn(&str),
+        act: impl Fn(Control, &str),
         stop: tokio_util::sync::CancellationToken,
     ) {
         use futures_util::StreamExt;
         while !stop.is_cancelled() {
             let subscribed = async {
                 let mut pubsub = self.inner.client.get_async_pubsub().await?;
-                pubsub.subscribe(CANCEL_CHANNEL).await?;
+                for request in [Control::Cancel, Control::Follow] {
+                    pubsub.subscribe(request.channel()).await?;
+                }
                 Ok::<_, redis::RedisError>(pubsub)
             };
             if let Ok(pubsub) = subscribed.await {
@@ -241,8 +274,10 @@ impl RedisLog {
                     let Some(message) = message else {
                         break;
                     };
-                    if let Ok(stream) = message.get_payload::<String>() {
-                        cancel(&stream);
+                    let request = Control::from_channel(message.get_channel_name());
+                    if let (Some(request), Ok(stream)) = (request, message.get_payload::<String>())
+                    {
+                        act(request, &stream);
                     }
                 }
             }

@@ -13,6 +13,7 @@ use serde_json::{Map, Value};
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::inflight::{InflightBody, PlanSlot};
+use crate::live::Publish;
 use crate::live::feed::not_found;
 use crate::routes::chat::{self, EVENTS_HEADER, STREAM_ID_HEADER};
 use crate::state::AppState;
@@ -54,6 +55,7 @@ pub async fn start_detached(
         chat: bytes,
         original,
         started: Instant::now(),
+        publish: Publish::FromStart,
     };
     let response = chat::start(state, caller, &headers, incoming).await?;
     let plan = response

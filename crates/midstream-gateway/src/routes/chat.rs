@@ -17,6 +17,7 @@ use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::extract::RequestBody;
 use crate::inflight::{PlanSlot, StreamPlan, StreamRecord, json_text};
+use crate::live::Publish;
 use crate::protocol::request::{ChatRequest, message_text};
 use crate::sse::authored::ChunkMeta;
 use crate::state::AppState;
@@ -39,6 +40,7 @@ pub async fn completions(
         chat: bytes,
         original: None,
         started: Instant::now(),
+        publish: Publish::WhenFollowed,
     };
     start(&state, &caller, &headers, request).await
 }
@@ -78,6 +80,8 @@ pub struct StartRequest {
     pub original: Option<bytes::Bytes>,
     /// When the request arrived.
     pub started: Instant,
+    /// When a streaming request starts publishing its events.
+    pub publish: Publish,
 }
 
 /// Validates a chat request, opens its record, calls the upstream, and answers with the
@@ -95,6 +99,7 @@ pub async fn start(
         chat: bytes,
         original,
         started,
+        publish,
     } = incoming;
     let mut request = ChatRequest::parse(&bytes, state.config.limits.max_messages)?;
     let permit = state
@@ -124,7 +129,10 @@ pub async fn start(
         request.messages().len(),
     );
     let cancel = if request.stream {
-        let (producer, cancel) = state.hub.producer(stream_id.clone(), caller.key_id.clone());
+        let (producer, cancel) =
+            state
+                .hub
+                .producer(stream_id.clone(), caller.key_id.clone(), publish);
         record.publish(producer);
         cancel
     } else {

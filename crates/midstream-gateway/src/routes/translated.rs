@@ -15,6 +15,7 @@ use super::chat::{self, Api};
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::inflight::json_text;
+use crate::live::Publish;
 use crate::sse::translated::{ChunkTranslation, TranslatedBody};
 use crate::state::AppState;
 
@@ -34,6 +35,7 @@ pub async fn start_translated(
         chat: Bytes::from(json_text(chat)),
         original: Some(Bytes::from(json_text(original))),
         started,
+        publish: Publish::WhenFollowed,
     };
     chat::start(state, caller, headers, incoming).await
 }

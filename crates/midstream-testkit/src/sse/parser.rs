@@ -31,6 +31,22 @@ pub struct SseFrame {
     pub comments: Vec<String>,
 }
 
+impl SseFrame {
+    /// The chat content (`choices[0].delta.content`) this frame carries; "" for any other
+    /// frame (an injected event, `[DONE]`, a comment).
+    pub fn chat_content(&self) -> String {
+        let chunk: serde_json::Value = self
+            .data
+            .as_deref()
+            .and_then(|d| serde_json::from_str(d).ok())
+            .unwrap_or_default();
+        chunk["choices"][0]["delta"]["content"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    }
+}
+
 /// The input broke a bound of the parser.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SseParseError {
