@@ -7,8 +7,7 @@
 
 use std::sync::Arc;
 
-use bytes::Bytes;
-use serde::Serialize;
+use bytes::{BufMut, Bytes, BytesMut};
 
 /// What an event is; its name is the SSE `event:` field.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -93,51 +92,68 @@ impl LiveEvent {
     /// The `data:` JSON: `{"seq": N, "text": ...}` for text, the object with `seq` first for
     /// the others.
     pub fn data(&self) -> String {
-        if self.kind.is_text() {
-            #[derive(Serialize)]
-            struct Text<'a> {
-                seq: u64,
-                text: &'a str,
-            }
-            return crate::inflight::json_text(&Text {
-                seq: self.seq,
-                text: &self.body,
-            });
-        }
-        with_seq(self.seq, &self.body)
+        let mut out = BytesMut::with_capacity(self.body.len() + 32);
+        self.write_data(&mut out);
+        String::from_utf8_lossy(&out).into_owned()
     }
 
-    /// The whole SSE frame: `id`, `event`, `data`.
-    pub fn frame(&self) -> Bytes {
-        sse_frame(Some(self.seq), self.kind.name(), &self.data())
+    fn write_data(&self, out: &mut BytesMut) {
+        put_seq_member(out, self.seq);
+        if self.kind.is_text() {
+            out.put_slice(b",\"text\":");
+            // A `str` always serialises.
+            let _ = serde_json::to_writer(out.writer(), &*self.body);
+            out.put_u8(b'}');
+            return;
+        }
+        let rest = self.body.trim_start().strip_prefix('{').unwrap_or("}");
+        let rest = rest.trim_start();
+        if rest.starts_with('}') {
+            out.put_u8(b'}');
+        } else {
+            out.put_u8(b',');
+            out.put_slice(rest.as_bytes());
+        }
+    }
+
+    /// Appends the whole SSE frame (`id`, `event`, `data`) to `out`: a subscriber's read
+    /// writes all its events into one buffer, with no allocation per event.
+    pub fn write_frame(&self, out: &mut BytesMut) {
+        out.reserve(self.body.len() + 64);
+        put_line(out, b"id: ", self.seq);
+        out.put_slice(b"event: ");
+        out.put_slice(self.kind.name().as_bytes());
+        out.put_slice(b"\ndata: ");
+        self.write_data(out);
+        out.put_slice(b"\n\n");
     }
 }
 
-/// `object` (a JSON object's text) with `"seq": N` as its first member.
-pub fn with_seq(seq: u64, object: &str) -> String {
-    let rest = object.trim_start().strip_prefix('{').unwrap_or("}");
-    let rest = rest.trim_start();
-    if rest.starts_with('}') {
-        format!("{{\"seq\":{seq}}}")
-    } else {
-        format!("{{\"seq\":{seq},{rest}")
-    }
+/// `{"seq":N` — the start of every event's data.
+fn put_seq_member(out: &mut BytesMut, seq: u64) {
+    out.put_slice(b"{\"seq\":");
+    out.put_slice(itoa::Buffer::new().format(seq).as_bytes());
+}
+
+/// `PREFIX` `N` and a line end.
+fn put_line(out: &mut BytesMut, prefix: &[u8], n: u64) {
+    out.put_slice(prefix);
+    out.put_slice(itoa::Buffer::new().format(n).as_bytes());
+    out.put_u8(b'\n');
 }
 
 /// A named SSE event. `data` is one line of JSON (serde never writes a raw newline).
 pub fn sse_frame(id: Option<u64>, event: &str, data: &str) -> Bytes {
-    let mut frame = String::with_capacity(data.len() + event.len() + 32);
+    let mut frame = BytesMut::with_capacity(data.len() + event.len() + 32);
     if let Some(id) = id {
-        frame.push_str("id: ");
-        frame.push_str(&id.to_string());
-        frame.push('\n');
+        put_line(&mut frame, b"id: ", id);
     }
-    frame.push_str("event: ");
-    frame.push_str(event);
-    frame.push_str("\ndata: ");
-    frame.push_str(data);
-    frame.push_str("\n\n");
-    Bytes::from(frame)
+    frame.put_slice(b"event: ");
+    frame.put_slice(event.as_bytes());
+    frame.put_slice(b"\ndata: ");
+    frame.put_slice(data.as_bytes());
+    frame.put_slice(b"\n\n");
+    frame.freeze()
 }
 
 #[cfg(test)]
@@ -167,9 +183,15 @@ mod tests {
 
     #[test]
     fn a_frame_is_one_named_event_with_its_id() {
+        let mut out = BytesMut::from(&b"before\n"[..]);
+        event(EventKind::Token, "a").write_frame(&mut out);
         assert_eq!(
-            event(EventKind::Token, "a").frame(),
-            Bytes::from_static(b"id: 7\nevent: token\ndata: {\"seq\":7,\"text\":\"a\"}\n\n")
+            out,
+            &b"before\nid: 7\nevent: token\ndata: {\"seq\":7,\"text\":\"a\"}\n\n"[..]
+        );
+        assert_eq!(
+            sse_frame(Some(7), "token", r#"{"seq":7,"text":"a"}"#),
+            out.split_off(7).freeze()
         );
     }
 

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use super::StreamMap;
 use super::config::LiveConfig;
 use super::event::LiveEvent;
 use super::log::EventLog;
@@ -42,7 +43,7 @@ struct HubInner {
     shared: Option<RedisLog>,
     signer: Signer,
     /// Streams producing in this process.
-    running: Mutex<HashMap<Arc<str>, Running>>,
+    running: Mutex<StreamMap<Running>>,
     /// AI SDK chat id → its latest stream.
     chats: Mutex<HashMap<String, Arc<str>>>,
     /// The gateway's shutdown: every stream's cancel token is a child of it.

@@ -11,7 +11,7 @@
 //! Subscribers wait on a `watch` of the stream's next seq, so an append wakes each of them
 //! once, however many events it carries.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 use futures_util::future::BoxFuture;
 use tokio::sync::watch;
 
+use super::StreamMap;
 use super::event::{EventKind, LiveEvent};
 use super::log::{EventLog, Gap, LogError, LogRead, Snapshot};
 
@@ -56,7 +57,7 @@ pub struct MemoryUsage {
 #[derive(Debug, Default)]
 pub struct MemoryLog {
     bounds: MemoryBounds,
-    streams: RwLock<HashMap<Arc<str>, Arc<StreamLog>>>,
+    streams: RwLock<StreamMap<Arc<StreamLog>>>,
     /// Finished streams, oldest `done` first.
     finished: Mutex<VecDeque<(Instant, Arc<str>)>>,
     bytes: AtomicUsize,

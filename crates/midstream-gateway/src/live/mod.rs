@@ -20,6 +20,12 @@
 //! | `config.rs` | [`LiveConfig`] |
 
 mod config;
+
+/// A map keyed by stream id, hashed with foldhash (seeded per process) instead of SipHash: a
+/// followed stream looks its log up once per flush and per read, and SipHash was a tenth of
+/// what following cost (BENCHMARKS.md).
+type StreamMap<V> = foldhash::HashMap<std::sync::Arc<str>, V>;
+
 mod event;
 pub mod feed;
 mod hub;
@@ -31,7 +37,7 @@ mod token;
 pub mod ui_stream;
 
 pub use config::LiveConfig;
-pub use event::{EventKind, LiveEvent, sse_frame, with_seq};
+pub use event::{EventKind, LiveEvent, sse_frame};
 pub use hub::Hub;
 pub use log::{EventLog, Gap, LogError, LogRead, Snapshot};
 pub use memory::{MemoryBounds, MemoryLog};

@@ -15,7 +15,7 @@
 //! - Blocking reads (`XREAD BLOCK`) hold a connection each, taken from a small pool, so they
 //!   never stall the writer or each other.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -26,6 +26,7 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig, MultiplexedConnecti
 use redis::streams::{StreamId, StreamRangeReply, StreamReadReply};
 use tokio::sync::{OnceCell, mpsc};
 
+use super::StreamMap;
 use super::event::{EventKind, LiveEvent};
 use super::log::{EventLog, Gap, LogError, LogRead};
 use crate::telemetry::prometheus as metric;
@@ -418,14 +419,14 @@ impl RedisLog {
 /// pipeline (which was as many commands as the events themselves).
 struct Expiries {
     ttl: Duration,
-    set_at: HashMap<Arc<str>, Instant>,
+    set_at: StreamMap<Instant>,
 }
 
 impl Expiries {
     fn new(ttl: Duration) -> Expiries {
         Expiries {
             ttl,
-            set_at: HashMap::new(),
+            set_at: StreamMap::default(),
         }
     }
 

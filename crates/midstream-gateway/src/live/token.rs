@@ -16,7 +16,9 @@ type HmacSha256 = Hmac<Sha256>;
 /// Signs and checks stream tokens with one secret.
 #[derive(Clone)]
 pub struct Signer {
-    secret: Vec<u8>,
+    /// HMAC keyed with the secret once: each token then clones it instead of hashing the
+    /// key's inner and outer blocks again (half the work of a token).
+    keyed: HmacSha256,
 }
 
 impl std::fmt::Debug for Signer {
@@ -29,13 +31,12 @@ impl Signer {
     /// A signer with this secret.
     pub fn new(secret: &[u8]) -> Signer {
         Signer {
-            secret: secret.to_vec(),
+            keyed: HmacSha256::new_from_slice(secret).expect("HMAC accepts keys of any length"),
         }
     }
 
     fn mac(&self, stream: &str, key: &str, expires: u64) -> HmacSha256 {
-        let mut mac =
-            HmacSha256::new_from_slice(&self.secret).expect("HMAC accepts keys of any length");
+        let mut mac = self.keyed.clone();
         for part in ["v1", stream, key, &expires.to_string()] {
             mac.update(part.as_bytes());
             mac.update(b"\0");

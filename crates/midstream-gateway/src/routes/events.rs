@@ -54,7 +54,7 @@ pub async fn events(
                 out.put_slice(&first);
             }
             for item in &items {
-                out.put_slice(&frame(item));
+                write_frame(item, &mut out);
             }
             Some((Ok::<_, Infallible>(out.freeze()), (feed, None)))
         },
@@ -91,11 +91,11 @@ fn invalid_id() -> ApiError {
 }
 
 /// One item as SSE.
-fn frame(item: &FeedItem) -> Bytes {
+fn write_frame(item: &FeedItem, out: &mut BytesMut) {
     match item {
-        FeedItem::Event(event) => event.frame(),
-        FeedItem::Ping => Bytes::from_static(b": ping\n\n"),
-        FeedItem::Snapshot(snapshot) => snapshot_frame(snapshot),
+        FeedItem::Event(event) => event.write_frame(out),
+        FeedItem::Ping => out.put_slice(b": ping\n\n"),
+        FeedItem::Snapshot(snapshot) => out.put_slice(&snapshot_frame(snapshot)),
     }
 }
 
