@@ -9,7 +9,8 @@ use serde_json::Value;
 
 use super::event::{EventKind, LiveEvent};
 use super::hub::Hub;
-use super::log::{Gap, LogRead, Snapshot};
+use super::log::{EventLog, Gap, LogRead, Snapshot};
+use super::memory::Subscription;
 use crate::error::ApiError;
 use crate::inflight::json_text;
 use crate::telemetry::prometheus as metric;
@@ -44,6 +45,8 @@ pub struct Feed {
     after: Option<u64>,
     pending: Option<Vec<FeedItem>>,
     ended: bool,
+    /// This process's log of the stream, once it holds it.
+    memory: Option<Subscription>,
 }
 
 impl Feed {
@@ -63,6 +66,7 @@ impl Feed {
             after,
             pending: None,
             ended: false,
+            memory: None,
         };
         let first = feed.read(std::time::Duration::ZERO).await?;
         if feed.ended && first.is_empty() {
@@ -102,18 +106,21 @@ impl Feed {
     async fn read(&mut self, wait: std::time::Duration) -> Result<Vec<FeedItem>, ApiError> {
         // Whether a log that could hold the stream later answered: then a stream that is
         // running but has not published there yet is waited for, not rebuilt.
-        let mut log_answered = false;
-        let read = match self.hub.log_for(&self.stream) {
-            Some(log) => match log.read(&self.stream, self.after, wait).await {
-                Ok(read) => {
-                    log_answered = true;
-                    read
-                }
-                Err(error) => {
-                    tracing::warn!(stream_id = %self.stream, %error, "event log unavailable: answering from the record");
-                    LogRead::Unknown
-                }
-            },
+        if self.memory.is_none() {
+            self.memory = self.hub.subscribe_here(&self.stream);
+        }
+        let read = match (&mut self.memory, self.hub.shared()) {
+            (Some(memory), _) => Some(memory.read(self.after, wait).await),
+            (None, Some(shared)) => Some(shared.read(&self.stream, self.after, wait).await),
+            (None, None) => None,
+        };
+        let log_answered = matches!(read, Some(Ok(_)));
+        let read = match read {
+            Some(Ok(read)) => read,
+            Some(Err(error)) => {
+                tracing::warn!(stream_id = %self.stream, %error, "event log unavailable: answering from the record");
+                LogRead::Unknown
+            }
             None => LogRead::Unknown,
         };
         let (gap, events, finished) = match read {

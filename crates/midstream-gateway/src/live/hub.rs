@@ -13,7 +13,7 @@ use super::StreamMap;
 use super::config::LiveConfig;
 use super::event::LiveEvent;
 use super::log::EventLog;
-use super::memory::MemoryLog;
+use super::memory::{MemoryLog, Subscription};
 use super::producer::{Producer, Publish};
 use super::redis::{Control, RedisLog};
 use super::token::Signer;
@@ -136,13 +136,10 @@ impl Hub {
         self.inner.shared.as_ref()
     }
 
-    /// Where to read `stream`'s events: this process's memory when it holds them (its producer
-    /// runs or ran here), else the shared log.
-    pub fn log_for(&self, stream: &str) -> Option<&dyn EventLog> {
-        if self.inner.memory.holds(stream) {
-            return Some(&self.inner.memory);
-        }
-        self.inner.shared.as_ref().map(|r| r as &dyn EventLog)
+    /// A hold on `stream`'s events in this process's memory log, when it holds them (its
+    /// producer runs or ran here); else they are read from the shared log.
+    pub fn subscribe_here(&self, stream: &str) -> Option<Subscription> {
+        self.inner.memory.subscribe(stream)
     }
 
     /// Registers a stream that starts producing here: its producer, and the token that

@@ -197,30 +197,56 @@ impl MemoryLog {
         after: Option<u64>,
         wait: Duration,
     ) -> Result<LogRead, LogError> {
-        let Some(log) = self.stream(stream) else {
-            return Ok(LogRead::Unknown);
-        };
-        // Subscribe before reading: an append between the read and the wait still wakes us.
-        let mut next = log.next.subscribe();
-        let mut waited = false;
+        match self.subscribe(stream) {
+            Some(mut subscription) => subscription.read(after, wait).await,
+            None => Ok(LogRead::Unknown),
+        }
+    }
+
+    /// A subscriber's hold on `stream`'s log, when this log holds it: its reads then skip the
+    /// map lookup and the `watch` subscription that a read through [`EventLog::read`] makes
+    /// each time (a followed stream is read once per flush).
+    pub fn subscribe(&self, stream: &str) -> Option<Subscription> {
+        let log = self.stream(stream)?;
+        let next = log.next.subscribe();
+        Some(Subscription { log, next })
+    }
+}
+
+/// See [`MemoryLog::subscribe`]. It keeps the stream's log alive while it lives, also past the
+/// log's sweep.
+#[derive(Debug)]
+pub struct Subscription {
+    log: Arc<StreamLog>,
+    next: watch::Receiver<u64>,
+}
+
+impl Subscription {
+    /// The events after `after`, waiting up to `wait` for some when there are none yet.
+    pub async fn read(&mut self, after: Option<u64>, wait: Duration) -> Result<LogRead, LogError> {
+        let deadline = tokio::time::Instant::now() + wait;
         loop {
+            // Marked seen before reading: an append after this wakes the wait below, and one
+            // before it is in the read.
+            self.next.borrow_and_update();
             let (gap, events, done) = {
-                let state = log
+                let state = self
+                    .log
                     .state
                     .lock()
                     .map_err(|_| LogError("a stream's log is poisoned".to_owned()))?;
                 let (gap, events) = state.after(after);
                 (gap, events, state.done)
             };
-            if !events.is_empty() || !matches!(gap, Gap::None) || done || waited {
+            if !events.is_empty() || !matches!(gap, Gap::None) || done {
                 return Ok(LogRead::Events {
                     gap,
                     events,
                     finished: done,
                 });
             }
-            waited = true;
-            if tokio::time::timeout(wait, next.changed()).await.is_err() {
+            let changed = tokio::time::timeout_at(deadline, self.next.changed()).await;
+            if !matches!(changed, Ok(Ok(()))) {
                 return Ok(LogRead::Events {
                     gap: Gap::None,
                     events: Vec::new(),
