@@ -12,13 +12,14 @@ use rand::{Rng, SeedableRng};
 /// a failing case can be replayed.
 #[derive(Debug)]
 pub(crate) struct LineBreaker {
-    rng: StdRng,
+    /// Boxed: a frame source holds this, and stays small when it does not.
+    rng: Box<StdRng>,
 }
 
 impl LineBreaker {
     pub(crate) fn new(seed: u64) -> Self {
         Self {
-            rng: StdRng::seed_from_u64(seed),
+            rng: Box::new(StdRng::seed_from_u64(seed)),
         }
     }
 
