@@ -68,18 +68,25 @@ fn detectors() -> &'static [Arc<Detector>; 2] {
     })
 }
 
-fuzz_target!(|text: &[u8]| {
-    let random = cuts::piece_lengths(text, 32);
-    for detector in detectors() {
-        for scope in [Scope::Prompt, Scope::Output] {
-            let whole = scan(detector, scope, text, &[text.len()]);
-            let bytes = scan(detector, scope, text, &vec![1; text.len()]);
-            assert_eq!(whole, bytes, "{scope:?}, one byte per piece: {text:?}");
-            let pieces = scan(detector, scope, text, &random);
-            assert_eq!(whole, pieces, "{scope:?}, random pieces: {text:?}");
+fuzz_target!(
+    // Compiling the rules takes seconds in an instrumented build: before the first input, whose
+    // time libFuzzer's `-timeout` would count.
+    init: {
+        detectors();
+    },
+    |text: &[u8]| {
+        let random = cuts::piece_lengths(text, 32);
+        for detector in detectors() {
+            for scope in [Scope::Prompt, Scope::Output] {
+                let whole = scan(detector, scope, text, &[text.len()]);
+                let bytes = scan(detector, scope, text, &vec![1; text.len()]);
+                assert_eq!(whole, bytes, "{scope:?}, one byte per piece: {text:?}");
+                let pieces = scan(detector, scope, text, &random);
+                assert_eq!(whole, pieces, "{scope:?}, random pieces: {text:?}");
+            }
         }
     }
-});
+);
 
 /// What a scan of `text`, fed in pieces of these lengths, reported in all.
 #[derive(Debug, PartialEq)]
