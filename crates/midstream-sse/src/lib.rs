@@ -25,6 +25,8 @@
 //! # Ok::<(), midstream_sse::FrameTooLarge>(())
 //! ```
 
+use std::ops::Range;
+
 use bytes::{Bytes, BytesMut};
 
 /// Splits a byte stream into SSE frames. Bounded: a frame longer than the limit given to
@@ -172,16 +174,7 @@ pub fn frame_data(frame: &[u8]) -> FrameKind<'_> {
     }
     let mut found: Option<&[u8]> = None;
     let mut joined: Option<Vec<u8>> = None;
-    for line in frame.split(|b| *b == b'\n' || *b == b'\r') {
-        let Some(value) = line.strip_prefix(b"data") else {
-            continue;
-        };
-        let value = match value {
-            [] => value,
-            [b':', b' ', rest @ ..] => rest,
-            [b':', rest @ ..] => rest,
-            _ => continue,
-        };
+    for value in lines(frame).filter_map(data_value) {
         match (&mut joined, found) {
             (Some(all), _) => {
                 all.push(b'\n');
@@ -200,6 +193,67 @@ pub fn frame_data(frame: &[u8]) -> FrameKind<'_> {
         (Some(all), _) => FrameKind::MultiData(all),
         (None, Some(one)) => FrameKind::Data(one),
         (None, None) => FrameKind::NoData,
+    }
+}
+
+/// The frame with its `data` lines replaced by one `data: ` line carrying `data`, where the first
+/// of them was, and where `data` sits in it. Every other line (comments, `event:`, `id:`,
+/// `retry:`) is kept in its order; each line then ends in `\n`. `None` when the frame has no
+/// `data` line, or when `data` holds a line break, which one line cannot carry.
+///
+/// For a reader that must rewrite a [`FrameKind::MultiData`] frame (the gateway's redaction):
+/// the joined value holds the `\n`s of the join, so the caller first puts it on one line in a
+/// way its format allows (for JSON, where those `\n`s lie between tokens, a space reads the
+/// same), then hands the new frame on wherever a one-line frame goes.
+///
+/// ```
+/// use midstream_sse::{FrameKind, frame_data, with_one_data_line};
+///
+/// let frame = b"event: x\ndata: {\"a\":\ndata: 1}\n\n";
+/// let FrameKind::MultiData(joined) = frame_data(frame) else { unreachable!() };
+/// let one_line: Vec<u8> = joined.iter().map(|&b| if b == b'\n' { b' ' } else { b }).collect();
+/// let (rewritten, at) = with_one_data_line(frame, &one_line).expect("no line break");
+/// assert_eq!(&rewritten[..], b"event: x\ndata: {\"a\": 1}\n\n");
+/// assert_eq!(&rewritten[at], b"{\"a\": 1}");
+/// ```
+pub fn with_one_data_line(frame: &[u8], data: &[u8]) -> Option<(Bytes, Range<usize>)> {
+    if memchr::memchr2(b'\n', b'\r', data).is_some() {
+        return None;
+    }
+    let mut out = BytesMut::with_capacity(frame.len() + data.len());
+    let mut at = None;
+    for line in lines(frame) {
+        if data_value(line).is_none() {
+            out.extend_from_slice(line);
+        } else if at.is_none() {
+            out.extend_from_slice(b"data: ");
+            at = Some(out.len()..out.len() + data.len());
+            out.extend_from_slice(data);
+        } else {
+            continue;
+        }
+        out.extend_from_slice(b"\n");
+    }
+    let at = at?;
+    out.extend_from_slice(b"\n");
+    Some((out.freeze(), at))
+}
+
+/// The non-empty lines of a frame. A frame holds one blank line, the one that ends it, so
+/// dropping empty pieces drops that line and the empty piece between a `\r\n`, nothing else.
+fn lines(frame: &[u8]) -> impl Iterator<Item = &[u8]> {
+    frame
+        .split(|b| *b == b'\n' || *b == b'\r')
+        .filter(|line| !line.is_empty())
+}
+
+/// The value of a `data` line (one optional space after the colon stripped); `None` for any
+/// other line.
+fn data_value(line: &[u8]) -> Option<&[u8]> {
+    match line.strip_prefix(b"data")? {
+        [] => Some(&[]),
+        [b':', b' ', rest @ ..] | [b':', rest @ ..] => Some(rest),
+        _ => None,
     }
 }
 
@@ -299,6 +353,20 @@ mod tests {
             frame_data(b"data: a\ndata: b\n\n"),
             FrameKind::MultiData(b"a\nb".to_vec())
         );
+    }
+
+    #[test]
+    fn several_data_lines_become_one_and_other_lines_stay() {
+        let frame = b": c\r\ndata: {\"a\":\r\nid: 7\r\ndata\r\ndata:1}\r\n\r\n";
+        assert_eq!(
+            frame_data(frame),
+            FrameKind::MultiData(b"{\"a\":\n\n1}".to_vec())
+        );
+        let (one, at) = with_one_data_line(frame, b"{\"a\":  1}").expect("rewritten");
+        assert_eq!(&one[..], b": c\ndata: {\"a\":  1}\nid: 7\n\n");
+        assert_eq!(frame_data(&one), FrameKind::Data(&one[at]));
+        assert_eq!(with_one_data_line(frame, b"a\nb"), None);
+        assert_eq!(with_one_data_line(b": ping\n\n", b"x"), None);
     }
 
     proptest! {

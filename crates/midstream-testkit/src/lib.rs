@@ -4,8 +4,8 @@
 //!
 //! - [`MockUpstream`]: an OpenAI-compatible chat-completions server on `127.0.0.1:0` that
 //!   plays a [`Scenario`] per request (text, tool calls, recorded fixtures, garbage, error
-//!   statuses, delays, byte-level splits, dropped or stalled connections) and records what it
-//!   received and which responses the client abandoned.
+//!   statuses, delays, byte-level splits, chunks in several `data:` lines, dropped or stalled
+//!   connections) and records what it received and which responses the client abandoned.
 //! - [`MockWeather`]: an Open-Meteo-compatible geocoding and forecast API that can be slow,
 //!   fail or send garbage, and counts calls and cancelled requests.
 //! - [`collect_sse`] and [`SseReader`]: read a `text/event-stream` response by the WHATWG

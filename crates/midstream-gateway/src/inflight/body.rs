@@ -38,10 +38,12 @@ use tokio_util::sync::CancellationToken;
 use super::analysis::{Forward, StreamAnalysis};
 use super::layer::InflightConfig;
 use super::plan::StreamPlan;
+use super::prompt_stop::PromptStop;
 use super::record::StreamRecord;
 use crate::error::ApiError;
 use crate::protocol::chunk::ChunkReader;
 use crate::sse::authored::{self, ChunkMeta};
+use crate::sse::multi_data;
 use crate::telemetry::prometheus as metric;
 use crate::upstream::{UpstreamError, UpstreamResponse};
 
@@ -75,6 +77,8 @@ pub struct InflightBody {
     phase: Phase,
     record: StreamRecord,
     analysis: StreamAnalysis,
+    /// A prompt `stop` rule matched: the gateway writes the whole stream.
+    prompt_stop: Option<PromptStop>,
     inject_events: bool,
     /// The upstream's id/created/model once its first chunk arrived.
     meta: Option<ChunkMeta>,
@@ -112,6 +116,7 @@ impl InflightBody {
             record,
             row,
             analysis,
+            prompt_stop,
             inject_events,
             fallback_meta,
             permit,
@@ -130,6 +135,7 @@ impl InflightBody {
             },
             record,
             analysis,
+            prompt_stop,
             inject_events,
             meta: None,
             fallback_meta,
@@ -173,17 +179,24 @@ impl InflightBody {
         match frame_data(&frame) {
             FrameKind::Data(b"[DONE]") => self.saw_done = true,
             FrameKind::Data(payload) => match crate::protocol::chunk::span_in(&frame, payload) {
-                Some(range) => self.on_chunk(&frame, range),
+                Some(range) => self.on_chunk(&frame, range, &frame),
                 None => self.out.push_back(frame.clone()),
             },
-            FrameKind::MultiData(_) | FrameKind::NoData => self.out.push_back(frame),
+            // A chunk in several `data:` lines is read on one line; if redaction rewrites it, it
+            // goes out on that one line (docs/architecture.md, "Inflight analysis guarantees").
+            FrameKind::MultiData(joined) => match multi_data::one_line(&frame, joined) {
+                Some((one_line, range)) => self.on_chunk(&one_line, range, &frame),
+                None => self.out.push_back(frame),
+            },
+            FrameKind::NoData => self.out.push_back(frame),
         }
     }
 
-    /// One `data:` frame. Forwarded as received unless the analysis must rewrite its content.
-    fn on_chunk(&mut self, frame: &Bytes, payload: std::ops::Range<usize>) {
+    /// One `data:` frame, read from `frame` (`received` itself, or the same chunk on one line).
+    /// `received` is forwarded unless the analysis must rewrite its content.
+    fn on_chunk(&mut self, frame: &Bytes, payload: std::ops::Range<usize>, received: &Bytes) {
         let Some(chunk) = self.chunks.read(&frame[payload.clone()]) else {
-            self.out.push_back(frame.clone());
+            self.out.push_back(received.clone());
             return;
         };
         if let Some(error) = chunk.error {
@@ -233,7 +246,7 @@ impl InflightBody {
             self.out.push_back(meta.content(&tail));
         }
         match forward {
-            Forward::Unchanged => self.out.push_back(frame.clone()),
+            Forward::Unchanged => self.out.push_back(received.clone()),
             Forward::Replace(bytes) => self.out.push_back(bytes),
             Forward::Drop => {}
         }
@@ -270,15 +283,20 @@ impl InflightBody {
     }
 
     /// A `stop` rule matched: finish with `content_filter` and drop the upstream. The stream's
-    /// tool calls still end (bounded by their timeouts) before `[DONE]`.
+    /// tool calls still end (bounded by their timeouts) before `[DONE]`. A prompt's stop opens
+    /// the stream with the role chunk no upstream sent.
     fn stop(&mut self) {
         const REASON: &str = "content_filter";
         self.stop_sent = true;
-        self.flush_early_events();
         let meta = self
             .meta
             .clone()
             .unwrap_or_else(|| self.fallback_meta.clone());
+        if let Some(prompt_stop) = &self.prompt_stop {
+            self.out.push_back(meta.role());
+            self.record.usage(prompt_stop.usage());
+        }
+        self.flush_early_events();
         self.out.push_back(meta.finish_reason(REASON));
         self.record.finish_reason(REASON);
         self.saw_finish = true;
@@ -329,9 +347,14 @@ impl InflightBody {
         self.phase = Phase::Done;
     }
 
-    /// All tool calls ended: the terminator.
+    /// All tool calls ended: the terminator (after the usage chunk of a prompt's stop, when the
+    /// client asked for usage: it is the last chunk, as an upstream's is).
     fn complete(&mut self) {
         self.flush_early_events();
+        if let Some(stop) = self.prompt_stop.filter(PromptStop::include_usage) {
+            self.out
+                .push_back(self.fallback_meta.usage(&stop.usage_json()));
+        }
         self.out.push_back(Bytes::from_static(authored::DONE));
         match self.upstream_error.take() {
             Some(error) => self.record.close(StreamStatus::Failed, Some(error)),

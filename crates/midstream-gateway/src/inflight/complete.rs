@@ -30,15 +30,16 @@ pub(super) async fn complete(
         mut record,
         row,
         mut analysis,
+        prompt_stop,
         inject_events,
         fallback_meta,
         permit,
         ..
     } = *plan;
-    let upstream = if analysis.stopped() {
-        // A prompt `stop` rule: the upstream was not called.
-        record.finish_reason("content_filter");
-        fallback_meta.stopped_completion()
+    let upstream = if let Some(stop) = prompt_stop {
+        // The upstream was not called: the answer, usage and all, is the gateway's (its usage
+        // and finish reason are recorded below, as an upstream's would be).
+        fallback_meta.stopped_completion(&stop.usage_json())
     } else {
         match read_bounded(body, config.max_completion_bytes).await {
             Ok(bytes) => bytes,

@@ -21,6 +21,7 @@
 //! | `model_calls.rs` | `tool_calls` the model streams, assembled |
 //! | `record.rs` | [`StreamRecord`], the stream's record, closed exactly once |
 //! | `plan.rs` | [`StreamPlan`] and [`PlanSlot`], handler → layer |
+//! | `prompt_stop.rs` | [`PromptStop`], the answer to a prompt a `stop` rule blocked |
 //! | `reasoning.rs` | reasoning deltas, for browser subscribers |
 //! | `watch.rs` | the shutdown and the timer a stream body watches, polled cheaply |
 
@@ -33,6 +34,7 @@ mod future;
 mod layer;
 mod model_calls;
 mod plan;
+mod prompt_stop;
 mod reasoning;
 mod record;
 mod service;
@@ -44,5 +46,6 @@ pub use events::{MidstreamEvent, json_text};
 pub use future::ResponseFuture;
 pub use layer::{InflightConfig, InflightLayer};
 pub use plan::{PlanSlot, StreamPlan};
+pub use prompt_stop::PromptStop;
 pub use record::StreamRecord;
 pub use service::Inflight;

@@ -12,6 +12,7 @@ use tokio::sync::OwnedSemaphorePermit;
 use tokio_util::sync::CancellationToken;
 
 use super::analysis::StreamAnalysis;
+use super::prompt_stop::PromptStop;
 use super::record::StreamRecord;
 use crate::sse::authored::ChunkMeta;
 
@@ -24,6 +25,9 @@ pub struct StreamPlan {
     pub row: OpenReceipt,
     /// The stream's analysis, already fed the prompt.
     pub analysis: StreamAnalysis,
+    /// Set when a prompt `stop` rule matched: the upstream was not called, and the gateway
+    /// answers in full itself.
+    pub prompt_stop: Option<PromptStop>,
     /// Whether events are injected (`X-Midstream-Events: off` turns it off).
     pub inject_events: bool,
     /// `stream: true`.

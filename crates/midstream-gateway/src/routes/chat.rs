@@ -16,7 +16,7 @@ use serde_json::Value;
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::extract::RequestBody;
-use crate::inflight::{PlanSlot, StreamPlan, StreamRecord, json_text};
+use crate::inflight::{PlanSlot, PromptStop, StreamPlan, StreamRecord, json_text};
 use crate::live::Publish;
 use crate::protocol::request::{ChatRequest, message_text};
 use crate::sse::authored::ChunkMeta;
@@ -146,7 +146,13 @@ pub async fn start(
     if request.stream {
         analysis.allow_continuation(&route, &request);
     }
-    let upstream = if analysis.stopped() {
+    let prompt_stop = analysis.stopped().then(|| {
+        // Usage counts the prompt the client sent, which the scan cut at the stop's match:
+        // parsed again from its body (this path never reaches an upstream, so costs little).
+        ChatRequest::parse(&bytes, state.config.limits.max_messages)
+            .map_or_else(|_| PromptStop::new(&request), |sent| PromptStop::new(&sent))
+    });
+    let upstream = if prompt_stop.is_some() {
         tracing::info!(stream_id = %stream_id, "a prompt stop rule matched: the upstream is not called");
         None
     } else {
@@ -171,6 +177,7 @@ pub async fn start(
         record,
         row,
         analysis,
+        prompt_stop,
         inject_events: events_enabled(headers),
         streaming: request.stream,
         fallback_meta: ChunkMeta::fallback(

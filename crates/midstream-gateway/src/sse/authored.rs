@@ -46,12 +46,31 @@ impl ChunkMeta {
     }
 
     /// A non-streaming completion stopped before the upstream was asked (a prompt `stop` rule):
-    /// empty content, `finish_reason: "content_filter"`.
-    pub fn stopped_completion(&self) -> Bytes {
+    /// empty content, `finish_reason: "content_filter"`, and `usage` (already JSON).
+    pub fn stopped_completion(&self, usage: &str) -> Bytes {
         Bytes::from(format!(
-            r#"{{{},"object":"chat.completion","choices":[{{"index":0,"message":{{"role":"assistant","content":""}},"logprobs":null,"finish_reason":"content_filter"}}],"usage":null}}"#,
+            r#"{{{},"object":"chat.completion","choices":[{{"index":0,"message":{{"role":"assistant","content":"","refusal":null}},"logprobs":null,"finish_reason":"content_filter"}}],"usage":{usage}}}"#,
             self.fields
         ))
+    }
+
+    /// The first chunk of a stream the gateway answers itself: the assistant's role and empty
+    /// content, as an upstream's first chunk has them.
+    pub fn role(&self) -> Bytes {
+        let mut out = self.start(96);
+        out.put_slice(
+            br#"{"index":0,"delta":{"role":"assistant","content":""},"logprobs":null,"finish_reason":null}]"#,
+        );
+        finish(out)
+    }
+
+    /// The usage chunk (`stream_options.include_usage`): no choices, the `usage` object (already
+    /// JSON).
+    pub fn usage(&self, usage: &str) -> Bytes {
+        let mut out = self.start(16 + usage.len());
+        out.put_slice(b"],\"usage\":");
+        out.put_slice(usage.as_bytes());
+        finish(out)
     }
 
     /// A chunk-shaped event: empty delta, the event (already JSON, as it is also recorded)
@@ -158,6 +177,20 @@ mod tests {
             "content_filter"
         );
         assert_eq!(parse(&meta.content("x"))["model"], "demo \"model\"");
+        assert_eq!(
+            parse(&meta.role())["choices"][0]["delta"],
+            json!({"role": "assistant", "content": ""})
+        );
+        let usage = parse(&meta.usage(r#"{"prompt_tokens":3}"#));
+        assert_eq!(
+            (&usage["choices"], &usage["usage"]),
+            (&json!([]), &json!({"prompt_tokens": 3}))
+        );
+        let completion: Value =
+            serde_json::from_slice(&meta.stopped_completion(r#"{"total_tokens":3}"#))
+                .expect("json");
+        assert_eq!(completion["usage"]["total_tokens"], 3);
+        assert_eq!(completion["choices"][0]["finish_reason"], "content_filter");
         let error = ApiError::UpstreamDisconnected("boom \"quoted\"".into());
         assert_eq!(
             parse(&error_frame(&error))["error"],

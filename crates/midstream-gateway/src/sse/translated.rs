@@ -90,12 +90,17 @@ impl<T: ChunkTranslation> HttpBody for TranslatedBody<T> {
 fn on_frame<T: ChunkTranslation>(frame: &Bytes, translation: &mut T, out: &mut BytesMut) {
     match frame_data(frame) {
         FrameKind::Data(b"[DONE]") => translation.on_end(out),
-        FrameKind::Data(payload) => {
-            if let Ok(chunk) = serde_json::from_slice::<Value>(payload) {
-                translation.on_chunk(&chunk, out);
-            }
-        }
+        FrameKind::Data(payload) => on_payload(payload, translation, out),
+        // The lines of one event, joined as a client joins them: JSON all the same.
+        FrameKind::MultiData(joined) => on_payload(&joined, translation, out),
         FrameKind::NoData if frame.starts_with(b":") => out.extend_from_slice(frame),
-        FrameKind::MultiData(_) | FrameKind::NoData => {}
+        FrameKind::NoData => {}
+    }
+}
+
+/// A `data:` value: a chunk when it is JSON (what is not, a chat client would not read either).
+fn on_payload<T: ChunkTranslation>(payload: &[u8], translation: &mut T, out: &mut BytesMut) {
+    if let Ok(chunk) = serde_json::from_slice::<Value>(payload) {
+        translation.on_chunk(&chunk, out);
     }
 }

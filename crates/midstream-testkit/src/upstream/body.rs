@@ -7,6 +7,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures_util::Stream;
 
+use super::data_lines::LineBreaker;
 use super::render::{ChatAnswer, ChunkKind};
 use super::split::Splitter;
 use crate::disconnects::CompletionGuard;
@@ -18,6 +19,8 @@ pub(crate) enum Frames {
     Chat {
         answer: Box<ChatAnswer>,
         plan: std::vec::IntoIter<ChunkKind>,
+        /// Writes each chunk in several `data:` lines ([`Scenario::data_lines`](super::Scenario::data_lines)).
+        lines: Option<LineBreaker>,
     },
     /// Frames that already exist (fixtures, raw bytes, JSON bodies).
     Prebuilt(std::vec::IntoIter<Bytes>),
@@ -28,7 +31,17 @@ impl Iterator for Frames {
 
     fn next(&mut self) -> Option<Bytes> {
         match self {
-            Self::Chat { answer, plan } => plan.next().map(|kind| answer.render(kind)),
+            Self::Chat {
+                answer,
+                plan,
+                lines,
+            } => {
+                let frame = answer.render(plan.next()?);
+                Some(match lines {
+                    Some(lines) => lines.break_lines(frame),
+                    None => frame,
+                })
+            }
             Self::Prebuilt(frames) => frames.next(),
         }
     }

@@ -31,6 +31,7 @@
 //! measured latencies.
 
 mod body;
+mod data_lines;
 mod fixtures;
 mod garbage;
 mod handlers;

@@ -8,6 +8,7 @@ use http::{HeaderValue, StatusCode};
 use serde::Deserialize;
 
 use super::body::{Finale, Frames, PacedBody};
+use super::data_lines::LineBreaker;
 use super::load_profile::MockParams;
 use super::render::{ChatAnswer, DONE_FRAME};
 use super::scenario::{Content, Ending, Scenario};
@@ -76,6 +77,7 @@ pub(crate) fn respond(
                 let frames = Frames::Chat {
                     answer: Box::new(answer),
                     plan: plan.into_iter(),
+                    lines: scenario.data_lines.map(LineBreaker::new),
                 };
                 (StatusCode::OK, EVENT_STREAM, frames)
             } else {

@@ -32,6 +32,7 @@ pub struct Scenario {
     pub(crate) ending: Ending,
     pub(crate) stall_before_headers: bool,
     pub(crate) unknown_fields: bool,
+    pub(crate) data_lines: Option<u64>,
     pub(crate) tag: Option<String>,
 }
 
@@ -153,6 +154,7 @@ impl Scenario {
             ending: Ending::Done,
             stall_before_headers: false,
             unknown_fields: true,
+            data_lines: None,
             tag: None,
         }
     }
@@ -246,6 +248,15 @@ impl Scenario {
     /// in deltas and messages) that chat scenarios send by default.
     pub fn plain(mut self) -> Self {
         self.unknown_fields = false;
+        self
+    }
+
+    /// Writes each chunk of a streaming chat scenario in two or more `data:` lines of one
+    /// event, broken between JSON tokens at points drawn from a generator seeded with `seed`
+    /// (replayable). Legal SSE: a client joins the lines with `\n`, which JSON reads as
+    /// whitespace. `data: [DONE]` stays one line.
+    pub fn data_lines(mut self, seed: u64) -> Self {
+        self.data_lines = Some(seed);
         self
     }
 
