@@ -306,7 +306,7 @@ async fn postgres_every_route_refuses_bad_keys_and_hides_other_keys_streams() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_keys_own_limits_answer_429_with_retry_after() {
     let app = TestApp::builder()
-        .env("MIDSTREAM_DEMO_TOKEN_DELAY_MS", "30")
+        .env("MIDSTREAM_DEMO_TOKEN_DELAY_MS", "10")
         .start()
         .await;
     let rated = create(

@@ -30,7 +30,7 @@ fn calls(record: &Value) -> Vec<(String, Option<String>)> {
         .map(|c| {
             (
                 c["status"].as_str().unwrap_or_default().to_owned(),
-                c["error_code"].as_str().map(str::to_owned),
+                c["error"]["code"].as_str().map(str::to_owned),
             )
         })
         .collect()
