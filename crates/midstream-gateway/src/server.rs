@@ -17,6 +17,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::auth::Auth;
+use crate::auth::shared_rate::SharedRate;
 use crate::config::Config;
 use crate::inflight::{Analyzer, InflightConfig};
 use crate::listener::ServeOptions;
@@ -110,7 +111,14 @@ impl Gateway {
                 .import_api_key("MIDSTREAM_API_KEYS", secret.expose())
                 .await?;
         }
-        let auth = Auth::load(store.clone()).await?;
+        let shared_rate = match config.live.redis_url.as_deref() {
+            Some(url) => {
+                tracing::info!("per-key limits: requests per minute shared through redis");
+                Some(SharedRate::new(url).map_err(StartError::RedisUrl)?)
+            }
+            None => None,
+        };
+        let auth = Auth::load(store.clone(), shared_rate).await?;
         if !auth.is_required() {
             if !config.is_loopback() {
                 return Err(StartError::OpenOnPublicAddress(config.addr));

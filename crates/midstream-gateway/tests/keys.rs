@@ -384,3 +384,66 @@ async fn a_keys_own_limits_answer_429_with_retry_after() {
     }
     app.assert_records_closed().await;
 }
+
+/// Three requests of a key allowed two per minute, the first two on two processes: the
+/// third is refused on either, because Redis counts them together.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_per_minute_are_shared_through_redis() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let url = format!("sqlite://{}/shared.db", dir.path().display());
+    let start = |instance: &str| {
+        TestApp::builder()
+            .env("DATABASE_URL", &url)
+            .env("MIDSTREAM_INSTANCE_ID", instance)
+            .env("MIDSTREAM_REDIS_URL", "redis://127.0.0.1:6379")
+            .start()
+    };
+    let first = start("first").await;
+    let second = start("second").await;
+    let key = create(
+        &first.store,
+        "shared",
+        KeyOptions {
+            rpm: Some(2),
+            ..KeyOptions::default()
+        },
+    )
+    .await;
+    let models = Route::get("/v1/models".into());
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while models.send(&second, None).await.0 != 401 {
+        assert!(tokio::time::Instant::now() < deadline, "keys required");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(models.send(&first, Some(&key.secret)).await.0, 200);
+    assert_eq!(models.send(&second, Some(&key.secret)).await.0, 200);
+    let (status, body) = models.send(&first, Some(&key.secret)).await;
+    assert_eq!(
+        status, 429,
+        "the first process counts the second's request: {body}"
+    );
+    assert_eq!(models.send(&second, Some(&key.secret)).await.0, 429);
+}
+
+/// With Redis unreachable, each process still applies the key's limit on its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_redis_requests_per_minute_hold_in_each_process() {
+    let app = TestApp::builder()
+        .env("MIDSTREAM_REDIS_URL", "redis://127.0.0.1:1")
+        .start()
+        .await;
+    let key = create(
+        &app.store,
+        "local",
+        KeyOptions {
+            rpm: Some(2),
+            ..KeyOptions::default()
+        },
+    )
+    .await;
+    eventually_status(&app, None, 401).await;
+    let models = Route::get("/v1/models".into());
+    assert_eq!(models.send(&app, Some(&key.secret)).await.0, 200);
+    assert_eq!(models.send(&app, Some(&key.secret)).await.0, 200);
+    assert_eq!(models.send(&app, Some(&key.secret)).await.0, 429);
+}

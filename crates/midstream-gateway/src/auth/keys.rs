@@ -16,7 +16,8 @@ use midstream_store::{ApiKey, Store, StoreError};
 use moka::sync::Cache;
 use tokio_util::sync::CancellationToken;
 
-use super::limits::{KeyLimiter, KeyLimits};
+use super::limits::{KeyLimiter, KeyLimits, LimitExceeded};
+use super::shared_rate::SharedRate;
 use super::{Caller, bearer};
 use crate::error::ApiError;
 
@@ -46,6 +47,8 @@ pub struct Auth {
     /// carrying its secret.
     by_id: Cache<String, Validation>,
     limits: KeyLimits,
+    /// Requests per minute shared through Redis, when configured.
+    shared: Option<SharedRate>,
 }
 
 /// The outcome of asking the database about one secret or id, and under which generation.
@@ -67,8 +70,9 @@ struct Grant {
 
 impl Auth {
     /// Auth over `store`, as it stands now: open when no key is active (the caller checks that
-    /// open mode is allowed on its address).
-    pub async fn load(store: Store) -> Result<Auth, StoreError> {
+    /// open mode is allowed on its address). With `shared`, keys' requests per minute are
+    /// counted across every process using the same Redis.
+    pub async fn load(store: Store, shared: Option<SharedRate>) -> Result<Auth, StoreError> {
         let generation = store.api_key_generation().await?;
         let required = store.count_active_api_keys().await? > 0;
         let cache = || {
@@ -84,6 +88,7 @@ impl Auth {
             by_secret: cache(),
             by_id: cache(),
             limits: KeyLimits::default(),
+            shared,
         })
     }
 
@@ -102,10 +107,23 @@ impl Auth {
         let Some(grant) = self.grant_for_headers(headers).await? else {
             return Ok(Caller { key_id: None });
         };
-        grant.limiter.check_rate()?;
+        self.check_rate(&grant).await?;
         Ok(Caller {
             key_id: Some(grant.id.clone()),
         })
+    }
+
+    /// Counts one request against the key's requests per minute: across processes through
+    /// Redis when it answers, else in this process.
+    async fn check_rate(&self, grant: &Grant) -> Result<(), LimitExceeded> {
+        if let (Some(shared), Some(rpm)) = (&self.shared, grant.limiter.rpm()) {
+            match shared.check(&grant.id, rpm).await {
+                Some(Ok(())) => return Ok(()),
+                Some(Err(wait)) => return Err(grant.limiter.rate_refused(wait)),
+                None => {}
+            }
+        }
+        grant.limiter.check_rate()
     }
 
     /// The caller behind a request's headers, without counting the request against any limit

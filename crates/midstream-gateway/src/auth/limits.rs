@@ -1,6 +1,7 @@
 //! Each key's own limits, from its record: requests per minute (GCRA, `governor`) and streams
 //! open at once. Both answer at once: a request over a limit is refused with 429 and
-//! `Retry-After`, never queued. The limits hold per process; the gateway-wide limits
+//! `Retry-After`, never queued. Streams at once hold per process; requests per minute too,
+//! unless Redis shares them ([`super::shared_rate`]). The gateway-wide limits
 //! (`MIDSTREAM_MAX_STREAMS`) still apply on top.
 //!
 //! Limiter state lives per key id, so a key's budget survives the re-validation that every
@@ -79,21 +80,29 @@ impl KeyLimiter {
             && self.streams.as_ref().map(|(n, _)| *n) == streams.map(NonZeroU32::get)
     }
 
-    /// Counts one request against the key's requests per minute.
+    /// The key's requests per minute, if it has such a limit.
+    pub fn rpm(&self) -> Option<u32> {
+        self.rpm.as_ref().map(|(limit, _)| *limit)
+    }
+
+    /// Counts one request against the key's requests per minute, in this process.
     pub fn check_rate(&self) -> Result<(), LimitExceeded> {
-        let Some((limit, limiter)) = &self.rpm else {
+        let Some((_, limiter)) = &self.rpm else {
             return Ok(());
         };
         limiter.check().map_err(|not_until| {
-            let wait = not_until.wait_time_from(DefaultClock::default().now());
-            self.refused("rpm");
-            LimitExceeded::Rate {
-                limit: *limit,
-                retry_after: Duration::from_secs(
-                    wait.as_secs() + u64::from(wait.subsec_nanos() > 0),
-                ),
-            }
+            self.rate_refused(not_until.wait_time_from(DefaultClock::default().now()))
         })
+    }
+
+    /// The refusal of a request over the key's requests per minute, next allowed after `wait`
+    /// (counted in `/metrics`).
+    pub fn rate_refused(&self, wait: Duration) -> LimitExceeded {
+        self.refused("rpm");
+        LimitExceeded::Rate {
+            limit: self.rpm().unwrap_or_default(),
+            retry_after: Duration::from_secs(wait.as_secs() + u64::from(wait.subsec_nanos() > 0)),
+        }
     }
 
     /// A slot among the key's streams open at once, held until the stream ends (`None` when

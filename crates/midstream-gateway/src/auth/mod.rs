@@ -22,6 +22,7 @@
 
 pub mod keys;
 pub mod limits;
+pub mod shared_rate;
 
 use std::sync::Arc;
 
