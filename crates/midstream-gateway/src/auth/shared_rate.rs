@@ -4,7 +4,8 @@
 //! whose clocks differ still agree.
 //!
 //! Redis must never hold a request up: a check that fails or takes longer than
-//! [`CHECK_TIMEOUT`] falls back to the process's own limiter, with one log line when Redis is
+//! [`CHECK_TIMEOUT`] (the first one, which connects: [`CONNECT_TIMEOUT`]) falls back to the
+//! process's own limiter, with one log line when Redis is
 //! lost and one when it is back; for [`RETRY_AFTER`] after a failure, no request tries Redis.
 
 use std::sync::Mutex;
@@ -15,8 +16,11 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use tokio::sync::OnceCell;
 use tokio::time::Instant;
 
-/// The longest a request waits for Redis before its key's limit is checked locally.
+/// The longest a request waits for Redis's answer before its key's limit is checked locally.
 const CHECK_TIMEOUT: Duration = Duration::from_millis(250);
+/// The longest the first request waits for the connection (made once per process; a
+/// loaded machine needs more than one round trip's time for it).
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 /// After a failure, how long requests use the local limiter without trying Redis.
 const RETRY_AFTER: Duration = Duration::from_secs(5);
 
@@ -85,27 +89,35 @@ impl SharedRate {
         let interval = 60_000.0 / f64::from(rpm.max(1));
         let tolerance = interval * f64::from(rpm.saturating_sub(1));
         let attempt = async {
-            let mut connection = self
-                .connection
-                .get_or_try_init(|| {
-                    let config = ConnectionManagerConfig::new()
-                        .set_connection_timeout(Some(CHECK_TIMEOUT))
-                        .set_response_timeout(Some(CHECK_TIMEOUT))
-                        .set_number_of_retries(0);
-                    ConnectionManager::new_with_config(self.client.clone(), config)
-                })
-                .await?
-                .clone();
-            self.script
-                .key(format!("midstream:rpm:{key_id}"))
-                .arg(interval)
-                .arg(tolerance)
-                .invoke_async::<i64>(&mut connection)
+            let connect = self.connection.get_or_try_init(|| {
+                let config = ConnectionManagerConfig::new()
+                    .set_connection_timeout(Some(CONNECT_TIMEOUT))
+                    .set_response_timeout(Some(CHECK_TIMEOUT))
+                    .set_number_of_retries(0);
+                ConnectionManager::new_with_config(self.client.clone(), config)
+            });
+            let mut connection = tokio::time::timeout(CONNECT_TIMEOUT, connect)
                 .await
+                .map_err(|_| {
+                    redis::RedisError::from(std::io::Error::from(std::io::ErrorKind::TimedOut))
+                })??
+                .clone();
+            tokio::time::timeout(
+                CHECK_TIMEOUT,
+                self.script
+                    .key(format!("midstream:rpm:{key_id}"))
+                    .arg(interval)
+                    .arg(tolerance)
+                    .invoke_async::<i64>(&mut connection),
+            )
+            .await
+            .map_err(|_| {
+                redis::RedisError::from(std::io::Error::from(std::io::ErrorKind::TimedOut))
+            })?
         };
-        let outcome = tokio::time::timeout(CHECK_TIMEOUT, attempt).await;
+        let outcome = attempt.await;
         match outcome {
-            Ok(Ok(wait_ms)) => {
+            Ok(wait_ms) => {
                 if !self.healthy.swap(true, Ordering::Relaxed) {
                     tracing::info!(
                         "per-key limits: redis is back; requests per minute are shared again"
@@ -117,15 +129,11 @@ impl SharedRate {
                     Some(Ok(()))
                 }
             }
-            failed => {
+            Err(error) => {
                 if let Ok(mut until) = self.resting_until.lock() {
                     *until = Some(Instant::now() + RETRY_AFTER);
                 }
                 if self.healthy.swap(false, Ordering::Relaxed) {
-                    let error = match failed {
-                        Ok(Err(error)) => error.to_string(),
-                        _ => format!("no answer within {} ms", CHECK_TIMEOUT.as_millis()),
-                    };
                     tracing::warn!(%error, "per-key limits: redis is unreachable; each process applies requests per minute on its own until it is back");
                 }
                 None
