@@ -90,7 +90,13 @@ pub fn app(state: AppState, inflight: InflightConfig) -> Router {
         .layer(
             ServiceBuilder::new()
                 .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
-                .layer(TraceLayer::new_for_http().make_span_with(request_span))
+                // Failures are logged once, by `log_server_errors` (or by the route that knows
+                // more, like the stream id); the trace layer's own ERROR line would repeat them.
+                .layer(
+                    TraceLayer::new_for_http()
+                        .make_span_with(request_span)
+                        .on_failure(()),
+                )
                 .layer(PropagateRequestIdLayer::new(REQUEST_ID))
                 .option_layer(cors)
                 .layer(middleware::from_fn(prometheus::count_requests))
@@ -117,11 +123,19 @@ fn request_span(request: &Request) -> tracing::Span {
     tracing::info_span!("request", method = %request.method(), route, request_id)
 }
 
-/// Logs the cause of every 5xx exactly once (the client only sees a generic message).
+/// Logs the cause of every 5xx exactly once (the client only sees a generic message): ERROR
+/// for the gateway's own failures (500), WARN for what it passes on (an upstream or the
+/// database unavailable, shutting down). A route that logged the failure itself, with more
+/// to say, removes the [`ErrorDetail`].
 async fn log_server_errors(request: Request, next: Next) -> Response {
     let response = next.run(request).await;
     if let Some(ErrorDetail(detail)) = response.extensions().get::<ErrorDetail>() {
-        tracing::error!(status = response.status().as_u16(), error = %detail, "request failed");
+        let status = response.status().as_u16();
+        if response.status() == http::StatusCode::INTERNAL_SERVER_ERROR {
+            tracing::error!(status, error = %detail, "request failed");
+        } else {
+            tracing::warn!(status, error = %detail, "request failed");
+        }
     }
     response
 }

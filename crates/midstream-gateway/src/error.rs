@@ -87,6 +87,9 @@ pub enum ApiError {
         /// The limit in bytes.
         limit: usize,
     },
+    /// The API key is over one of its own limits (429, with `Retry-After`).
+    #[error(transparent)]
+    KeyLimited(#[from] crate::auth::limits::LimitExceeded),
     /// Too many streams open at once (503, with `Retry-After`).
     #[error("the gateway is at its limit of {limit} concurrent streams")]
     Overloaded {
@@ -154,6 +157,7 @@ impl ApiError {
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::KeyLimited(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Overloaded { .. }
             | ApiError::StoreUnavailable(_)
             | ApiError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
@@ -187,6 +191,8 @@ impl ApiError {
             ApiError::PayloadTooLarge { .. } => {
                 ("invalid_request_error", Some("request_too_large"), None)
             }
+            // OpenAI's own shape for a rate limit: type `requests`.
+            ApiError::KeyLimited(limit) => ("requests", Some(limit.code()), None),
             ApiError::Overloaded { .. } => ("server_error", Some("overloaded"), None),
             ApiError::UpstreamFailed { .. } | ApiError::UpstreamRejected(_) => {
                 ("upstream_error", Some("upstream_error"), None)
@@ -262,6 +268,12 @@ impl IntoResponse for ApiError {
                 headers.insert(
                     header::RETRY_AFTER,
                     HeaderValue::from(OVERLOADED_RETRY_AFTER.as_secs()),
+                );
+            }
+            ApiError::KeyLimited(limit) => {
+                headers.insert(
+                    header::RETRY_AFTER,
+                    HeaderValue::from(limit.retry_after_secs()),
                 );
             }
             ApiError::UpstreamFailed { retryable, .. } => {

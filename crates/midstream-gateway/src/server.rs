@@ -17,6 +17,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::auth::Auth;
+use crate::auth::shared_rate::SharedRate;
 use crate::config::Config;
 use crate::inflight::{Analyzer, InflightConfig};
 use crate::listener::ServeOptions;
@@ -110,17 +111,23 @@ impl Gateway {
                 .import_api_key("MIDSTREAM_API_KEYS", secret.expose())
                 .await?;
         }
-        let auth = if store.count_active_api_keys().await? > 0 {
-            Auth::keys(store.clone())
-        } else if config.is_loopback() {
+        let shared_rate = match config.live.redis_url.as_deref() {
+            Some(url) => {
+                tracing::info!("per-key limits: requests per minute shared through redis");
+                Some(SharedRate::new(url).map_err(StartError::RedisUrl)?)
+            }
+            None => None,
+        };
+        let auth = Auth::load(store.clone(), shared_rate).await?;
+        if !auth.is_required() {
+            if !config.is_loopback() {
+                return Err(StartError::OpenOnPublicAddress(config.addr));
+            }
             tracing::warn!(
                 addr = %config.addr,
-                "no API keys: running OPEN on a loopback address; create one with `midstream keys create`"
+                "no API keys: running OPEN on a loopback address; the first `midstream keys create` closes it without a restart"
             );
-            Auth::Open
-        } else {
-            return Err(StartError::OpenOnPublicAddress(config.addr));
-        };
+        }
         let tracker = TaskTracker::new();
         let recorder = Recorder::spawn(store.clone(), config.recorder.clone(), &tracker);
         let client = reqwest::Client::builder()
@@ -137,6 +144,7 @@ impl Gateway {
         };
         let analyzer = analyzer(&config, &store, &client, inflight.shutdown.clone())?;
         let router = Router::new(&config, client);
+        crate::upstream::log_configured(&config.upstreams);
         if router.is_demo() {
             tracing::info!(
                 "no UPSTREAM_BASE_URL: the built-in DEMO MODEL (scripted, not an LLM) answers as `midstream-demo` (and aliases); other model names are 404 model_not_found"
@@ -195,6 +203,9 @@ impl Gateway {
             read_timeout: state.config.timeouts.client_read,
             send_timeout: state.config.timeouts.client_send,
         };
+        // Tracked like every task; stopped after the last request is served.
+        let stop_watching = CancellationToken::new();
+        tracker.spawn(state.auth.clone().watch(stop_watching.clone()));
         let app = crate::app::app(state, inflight);
         if let Ok(addr) = listener.local_addr() {
             tracing::info!("listening on http://{addr}");
@@ -221,13 +232,26 @@ impl Gateway {
         {
             tracing::warn!("streams without a client connection did not end in time");
         }
-        if !tokio::time::timeout(FLUSH_DEADLINE, recorder.flush())
+        let before = recorder.written();
+        let flushed = tokio::time::timeout(FLUSH_DEADLINE, recorder.flush())
             .await
-            .unwrap_or(false)
-        {
-            tracing::error!("the recorder could not flush everything before exit");
+            .unwrap_or(false);
+        let written = recorder.written();
+        if flushed {
+            tracing::info!(
+                flushed = written - before,
+                written_since_start = written,
+                "recorder flushed; stopped"
+            );
+        } else {
+            tracing::error!(
+                flushed = written - before,
+                written_since_start = written,
+                "the recorder could not flush everything before exit; stopped"
+            );
         }
         drop(recorder);
+        stop_watching.cancel();
         tracker.close();
         Ok(())
     }

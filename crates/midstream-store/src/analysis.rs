@@ -47,7 +47,8 @@ pub struct ToolCallRecord {
     pub model_call_id: Option<String>,
     /// Arguments as JSON.
     pub arguments: String,
-    /// `running`, `succeeded` or `failed`.
+    /// `running`, `succeeded`, `failed`, `cancelled` (the gateway cancelled it: the stream
+    /// ended first) or `interrupted` (the process stopped while it ran).
     pub status: String,
     /// The result as JSON, when it succeeded.
     pub result: Option<String>,

@@ -33,7 +33,7 @@ pub mod testing;
 use std::sync::Arc;
 
 pub use analysis::{IntentRecord, ToolCallRecord};
-pub use api_keys::{ApiKey, CreatedApiKey, KEY_PREFIX, hash_secret};
+pub use api_keys::{ApiKey, CreatedApiKey, KEY_PREFIX, KeyOptions, hash_secret};
 pub use calendar::{CalendarEvent, NewCalendarEvent};
 pub use error::StoreError;
 pub use history::{HistoryQuery, StreamSummary};

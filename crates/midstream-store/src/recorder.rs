@@ -27,6 +27,8 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -96,6 +98,8 @@ enum Command {
 #[derive(Debug, Clone)]
 pub struct Recorder {
     tx: mpsc::Sender<Command>,
+    /// Records written since the writer started, for the shutdown's last log line.
+    written: Arc<AtomicU64>,
 }
 
 /// Resolves when a stream's row is committed: `true`, or `false` if the recorder had to drop it.
@@ -119,12 +123,19 @@ impl Recorder {
         if store.backend() == crate::Backend::Sqlite {
             tracker.spawn(checkpoints(store.clone(), writer_done.clone()));
         }
-        let writer = Writer::new(store, config);
+        let written = Arc::new(AtomicU64::new(0));
+        let writer = Writer::new(store, config, Arc::clone(&written));
         tracker.spawn(async move {
             let _stop_checkpoints = writer_done.drop_guard();
             writer.run(rx).await;
         });
-        Recorder { tx }
+        Recorder { tx, written }
+    }
+
+    /// How many records (stream opens, events, intents, tool calls, closes) the writer has
+    /// committed since it started.
+    pub fn written(&self) -> u64 {
+        self.written.load(Ordering::Relaxed)
     }
 
     /// Records a new stream; its row is written at once.
@@ -271,10 +282,11 @@ struct Writer {
     writing: Option<Writing>,
     retry_at: Option<Instant>,
     backoff: Duration,
+    written: Arc<AtomicU64>,
 }
 
 impl Writer {
-    fn new(store: Store, config: RecorderConfig) -> Writer {
+    fn new(store: Store, config: RecorderConfig, written: Arc<AtomicU64>) -> Writer {
         let backoff = config.flush_interval;
         Writer {
             store,
@@ -283,6 +295,7 @@ impl Writer {
             writing: None,
             retry_at: None,
             backoff,
+            written,
         }
     }
 
@@ -367,6 +380,8 @@ impl Writer {
         match written {
             Ok(()) => {
                 metrics::histogram!(metric::BATCH_SECONDS).record(started.elapsed().as_secs_f64());
+                self.written
+                    .fetch_add(self.pending.rows.len() as u64, Ordering::Relaxed);
                 self.pending.rows_written(true);
                 self.recovered();
                 true
@@ -443,6 +458,9 @@ impl Writer {
         if let Some(writing) = self.writing.take() {
             metrics::histogram!(metric::BATCH_SECONDS)
                 .record(writing.started.elapsed().as_secs_f64());
+            // Streams in `opened` were counted when their row was written.
+            let records = writing.batch.len() - writing.batch.opened.len();
+            self.written.fetch_add(records as u64, Ordering::Relaxed);
             acknowledge(writing.flush_acks);
         }
     }
@@ -496,9 +514,14 @@ impl Writer {
                 .store
                 .on_writer(async |c| self.store.write_batch(c, &single).await)
                 .await;
-            if let Err(error) = written {
-                metrics::counter!(metric::DROPPED, "reason" => "rejected").increment(1);
-                tracing::error!(%error, "the database rejected a record; it is dropped");
+            match written {
+                Ok(()) => {
+                    self.written.fetch_add(1, Ordering::Relaxed);
+                }
+                Err(error) => {
+                    metrics::counter!(metric::DROPPED, "reason" => "rejected").increment(1);
+                    tracing::error!(%error, "the database rejected a record; it is dropped");
+                }
             }
         }
     }

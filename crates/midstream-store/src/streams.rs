@@ -587,13 +587,25 @@ impl Store {
         })
     }
 
-    /// Marks this instance's streams left `streaming` by a previous process as `interrupted`.
-    /// Only rows of the same `instance_id` are touched, so replicas sharing one PostgreSQL do
-    /// not close each other's live streams.
+    /// Marks this instance's streams left `streaming` by a previous process as `interrupted`,
+    /// and their calls still `running` too (first, so the close trigger of migration 0006
+    /// does not call them `cancelled`: the gateway never cancelled them, it stopped). Only rows
+    /// of the same `instance_id` are touched, so replicas sharing one PostgreSQL do not close
+    /// each other's live streams.
     pub async fn mark_interrupted(&self) -> Result<u64, StoreError> {
         let now = crate::clock::now_ms();
         let instance_id = self.instance_id();
         on_pool!(&self.pool, |pool| {
+            let mut tx = pool.begin().await?;
+            sqlx::query(
+                "UPDATE tool_calls SET status = 'interrupted', error_code = 'interrupted', \
+                 error_message = 'the gateway stopped while the call was running' \
+                 WHERE status = 'running' AND stream_id IN \
+                 (SELECT id FROM streams WHERE status = 'streaming' AND instance_id = $1)",
+            )
+            .bind(instance_id)
+            .execute(&mut *tx)
+            .await?;
             let done = sqlx::query(
                 "UPDATE streams SET status = 'interrupted', finished_at = $1, \
                  error = 'the gateway stopped while the stream was open' \
@@ -601,8 +613,9 @@ impl Store {
             )
             .bind(now)
             .bind(instance_id)
-            .execute(pool)
+            .execute(&mut *tx)
             .await?;
+            tx.commit().await?;
             Ok(done.rows_affected())
         })
     }

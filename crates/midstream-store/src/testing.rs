@@ -1,4 +1,4 @@
-//! Test support: a fresh PostgreSQL database per test run.
+//! Test support: a fresh PostgreSQL database per test run, and a sweep for records left open.
 //!
 //! The server comes from `MIDSTREAM_TEST_POSTGRES_URL` (default
 //! `postgres://postgres@127.0.0.1:5432/postgres`). Tests **fail** rather than skip when it is
@@ -7,6 +7,27 @@
 use std::str::FromStr;
 
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+
+use crate::pool::on_pool;
+use crate::{Store, StoreError};
+
+impl Store {
+    /// How many streams are still `streaming` and how many tool calls still `running`, in
+    /// the whole database: after a fault test whose streams have all ended, both must be 0.
+    pub async fn unclosed_records(&self) -> Result<(i64, i64), StoreError> {
+        on_pool!(&self.pool, |pool| {
+            let streams =
+                sqlx::query_scalar("SELECT COUNT(*) FROM streams WHERE status = 'streaming'")
+                    .fetch_one(pool)
+                    .await?;
+            let calls =
+                sqlx::query_scalar("SELECT COUNT(*) FROM tool_calls WHERE status = 'running'")
+                    .fetch_one(pool)
+                    .await?;
+            Ok((streams, calls))
+        })
+    }
+}
 
 /// The admin connection used to create test databases.
 pub const DEFAULT_ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";

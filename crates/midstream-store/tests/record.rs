@@ -5,8 +5,9 @@ use std::time::Duration;
 
 use midstream_store::testing::fresh_postgres_url;
 use midstream_store::{
-    HistoryQuery, IntentRecord, NewCalendarEvent, NewMessage, NewStream, Recorder, RecorderConfig,
-    Store, StoreOptions, StreamClose, StreamEvent, StreamStatus, ToolCallRecord, Usage,
+    HistoryQuery, IntentRecord, KeyOptions, NewCalendarEvent, NewMessage, NewStream, Recorder,
+    RecorderConfig, Store, StoreOptions, StreamClose, StreamEvent, StreamStatus, ToolCallRecord,
+    Usage,
 };
 use tempfile::TempDir;
 use tokio_util::task::TaskTracker;
@@ -157,9 +158,17 @@ async fn streams_left_open_are_marked_interrupted_only_for_this_instance(
             .open(new_stream(&theirs))
             .await
     );
+    recorder.tool_call(tool_call(&mine, "running"));
+    assert!(recorder.flush().await);
     // The process "restarts" with the same instance id.
     let restarted = connect(&url, "a").await;
     assert_eq!(restarted.mark_interrupted().await.expect("update"), 1);
+    assert_eq!(
+        restarted.stream_tool_calls(&mine).await.expect("calls")[0].status,
+        "interrupted",
+        "a call running when the process stopped is interrupted with its stream"
+    );
+    assert_eq!(restarted.unclosed_records().await.expect("sweep"), (1, 0));
     assert_eq!(
         restarted
             .stream(&mine)
@@ -207,7 +216,13 @@ async fn a_bad_record_does_not_block_the_others(store: Store) {
 }
 
 async fn api_keys_are_hashed_and_revocable(store: Store) {
-    let created = store.create_api_key("ci", [7; 32]).await.expect("create");
+    let before = store.api_key_generation().await.expect("generation");
+    let created = store
+        .create_api_key("ci", [7; 32], KeyOptions::default())
+        .await
+        .expect("create");
+    let after_create = store.api_key_generation().await.expect("generation");
+    assert!(after_create > before, "creating a key bumps the generation");
     assert!(created.secret.starts_with("msk_"));
     assert_eq!(store.count_active_api_keys().await.expect("count"), 1);
     let found = store
@@ -242,6 +257,63 @@ async fn api_keys_are_hashed_and_revocable(store: Store) {
             .await
             .expect("second revoke")
     );
+    assert!(
+        store.api_key_generation().await.expect("generation") > after_create,
+        "revoking bumps the generation"
+    );
+    assert!(
+        store
+            .active_api_key_by_id(&created.key.id)
+            .await
+            .expect("lookup")
+            .is_none()
+    );
+}
+
+async fn api_keys_expire_and_carry_their_limits(store: Store) {
+    let now = midstream_store::clock::now_ms();
+    let limited = store
+        .create_api_key(
+            "limited",
+            [8; 32],
+            KeyOptions {
+                expires_at: Some(now + 3_600_000),
+                rpm: Some(30),
+                max_streams: Some(2),
+            },
+        )
+        .await
+        .expect("create");
+    let found = store
+        .active_api_key(&limited.secret)
+        .await
+        .expect("lookup")
+        .expect("active until it expires");
+    assert_eq!(
+        (found.expires_at, found.rpm, found.max_streams),
+        (Some(now + 3_600_000), Some(30), Some(2))
+    );
+    let expired = store
+        .create_api_key(
+            "expired",
+            [9; 32],
+            KeyOptions {
+                expires_at: Some(now - 1),
+                ..KeyOptions::default()
+            },
+        )
+        .await
+        .expect("create");
+    assert!(
+        store
+            .active_api_key(&expired.secret)
+            .await
+            .expect("lookup")
+            .is_none(),
+        "an expired key is refused"
+    );
+    assert!(!expired.key.is_active_at(now));
+    assert_eq!(store.count_active_api_keys().await.expect("count"), 1);
 }
 
 async fn calendar_overlap_is_a_conflict_check(store: Store) {
@@ -354,6 +426,30 @@ async fn intents_and_tool_calls_are_queryable(store: Store) {
     let intents = store.stream_intents(&id).await.expect("intents");
     assert_eq!(intents.len(), 1);
     assert_eq!(intents[0].captures, r#"{"city":"Paris"}"#);
+}
+
+/// However a stream ends, a call it left `running` ends `cancelled` with it (the gateway
+/// aborts a stream's calls when the stream ends and does not wait for their outcomes).
+async fn a_closed_stream_leaves_no_call_running(store: Store) {
+    let recorder = recorder(&store);
+    for status in [
+        StreamStatus::Failed,
+        StreamStatus::Cancelled,
+        StreamStatus::Interrupted,
+    ] {
+        let id = uuid::Uuid::now_v7().to_string();
+        assert!(recorder.open(new_stream(&id)).await);
+        recorder.tool_call(tool_call(&id, "running"));
+        recorder.close(close(&id, status));
+        assert!(recorder.flush().await);
+        let calls = store.stream_tool_calls(&id).await.expect("calls");
+        assert_eq!(
+            (calls[0].status.as_str(), calls[0].error_code.as_deref()),
+            ("cancelled", Some("cancelled")),
+            "{status:?}"
+        );
+    }
+    assert_eq!(store.unclosed_records().await.expect("sweep"), (0, 0));
 }
 
 /// More records per table than one statement takes: the batch is written in several parts
@@ -501,6 +597,8 @@ on_both_backends!(
     intents_and_tool_calls_are_queryable,
     a_bad_record_does_not_block_the_others,
     api_keys_are_hashed_and_revocable,
+    api_keys_expire_and_carry_their_limits,
+    a_closed_stream_leaves_no_call_running,
     calendar_overlap_is_a_conflict_check,
     the_history_pages_a_keys_streams_newest_first,
     a_setting_keeps_its_first_value

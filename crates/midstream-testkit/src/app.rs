@@ -186,6 +186,22 @@ impl TestApp {
         assert!(self.recorder.flush().await, "the recorder flushed");
     }
 
+    /// After a flush, asserts that no stream in the database is still `streaming` and no tool
+    /// call still `running`: for fault tests, once every stream they started has ended.
+    pub async fn assert_records_closed(&self) {
+        self.flush().await;
+        let (streams, calls) = self
+            .store
+            .unclosed_records()
+            .await
+            .expect("the sweep query runs");
+        assert_eq!(
+            (streams, calls),
+            (0, 0),
+            "(streams still streaming, tool calls still running) after every stream ended"
+        );
+    }
+
     /// `GET /v1/streams/{id}` after a flush.
     pub async fn record(&self, stream_id: &str) -> Value {
         self.flush().await;

@@ -95,7 +95,7 @@ pub struct InflightBody {
     shutdown: ShutdownWatch,
     /// The gateway's own shutdown token, to tell the two apart.
     gateway_shutdown: CancellationToken,
-    _permit: tokio::sync::OwnedSemaphorePermit,
+    _permit: crate::auth::limits::StreamSlots,
 }
 
 /// Keep-alive comments and the upstream idle limit, from one timer that is re-armed only
@@ -337,6 +337,9 @@ impl InflightBody {
     /// Ends the stream with an in-band error: `data: {"error": ...}`, then the body ends without
     /// `[DONE]` (docs/architecture.md, "Events inside the OpenAI-compatible stream").
     fn fail(&mut self, error: ApiError) {
+        // The one line for a stream that fails once streaming: every cause here is the
+        // upstream's (it broke off, went silent or broke the framing), so WARN.
+        tracing::warn!(stream_id = %self.record.stream_id(), %error, "stream failed");
         self.flush_early_events();
         self.out.push_back(authored::error_frame(&error));
         self.record.publish_error(&error);

@@ -8,12 +8,12 @@
 use std::sync::{Arc, Mutex};
 
 use midstream_store::OpenReceipt;
-use tokio::sync::OwnedSemaphorePermit;
 use tokio_util::sync::CancellationToken;
 
 use super::analysis::StreamAnalysis;
 use super::prompt_stop::PromptStop;
 use super::record::StreamRecord;
+use crate::auth::limits::StreamSlots;
 use crate::sse::authored::ChunkMeta;
 
 /// Everything the layer needs to run one stream.
@@ -34,8 +34,9 @@ pub struct StreamPlan {
     pub streaming: bool,
     /// Used for authored chunks until the upstream's first chunk shows its own id and model.
     pub fallback_meta: ChunkMeta,
-    /// Holds one of the gateway's concurrent-stream slots until the stream ends.
-    pub permit: OwnedSemaphorePermit,
+    /// Holds one of the gateway's concurrent-stream slots (and one of its key's, when the key
+    /// has a limit) until the stream ends.
+    pub permit: StreamSlots,
     /// Ends the stream: cancelled by the gateway's shutdown (it is a child of that token) or
     /// through `POST /v1/streams/{id}/cancel`.
     pub cancel: CancellationToken,

@@ -103,9 +103,9 @@ impl StreamRecord {
         &self.stream_id
     }
 
-    /// Milliseconds since the request arrived.
+    /// Milliseconds since the request arrived, in whole microseconds.
     pub fn elapsed_ms(&self) -> f64 {
-        self.started.elapsed().as_secs_f64() * 1000.0
+        midstream_store::clock::ms_of(self.started.elapsed())
     }
 
     /// Content the client was sent. The first call fixes the time to first token.
@@ -202,7 +202,7 @@ impl StreamRecord {
             finish_reason: self.finish_reason.take(),
             error,
             usage: self.usage,
-            ttft_ms: self.ttft.map(|t| t.as_secs_f64() * 1000.0),
+            ttft_ms: self.ttft.map(midstream_store::clock::ms_of),
             duration_ms: self.elapsed_ms(),
             finished_at: midstream_store::clock::now_ms(),
             reply,

@@ -112,9 +112,9 @@ fn as_chat(mut request: Map<String, Value>) -> Result<(Map<String, Value>, Origi
     }
 }
 
-/// The caller that may follow or cancel `stream`: the holder of a valid token for it, or an
-/// API key that owns it (or any caller in open mode). Another key's stream is 404, as if it
-/// did not exist.
+/// The caller that may follow or cancel `stream`: the holder of a valid token for it (signed
+/// for a key that is still active), or an API key that owns it (or any caller in open mode).
+/// Another key's stream is 404, as if it did not exist.
 pub async fn authorize(
     state: &AppState,
     stream: &str,
@@ -126,11 +126,12 @@ pub async fn authorize(
     }
     if let Some(token) = token {
         let now = u64::try_from(midstream_store::clock::now_ms() / 1000).unwrap_or(0);
-        return state
+        let caller = state
             .hub
             .signer()
             .verify(stream, token, now)
-            .ok_or(ApiError::InvalidStreamToken);
+            .ok_or(ApiError::InvalidStreamToken)?;
+        return state.auth.admit_signed(caller).await;
     }
     let caller = state.auth.authenticate(headers).await?;
     let owner = match state.hub.owner_here(stream) {

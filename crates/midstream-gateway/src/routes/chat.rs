@@ -14,6 +14,7 @@ use midstream_store::{NewMessage, NewStream, StreamStatus};
 use serde_json::Value;
 
 use crate::auth::Caller;
+use crate::auth::limits::StreamSlots;
 use crate::error::ApiError;
 use crate::extract::RequestBody;
 use crate::inflight::{PlanSlot, PromptStop, StreamPlan, StreamRecord, json_text};
@@ -102,6 +103,7 @@ pub async fn start(
         publish,
     } = incoming;
     let mut request = ChatRequest::parse(&bytes, state.config.limits.max_messages)?;
+    let key_slot = state.auth.limits().stream_slot(caller.key_id.as_deref())?;
     let permit = state
         .streams
         .clone()
@@ -109,6 +111,7 @@ pub async fn start(
         .map_err(|_| ApiError::Overloaded {
             limit: state.config.limits.max_streams,
         })?;
+    let permit = StreamSlots::new(permit, key_slot);
     let route = state.router.resolve(&request.model)?;
     let stream_id: Arc<str> = uuid::Uuid::now_v7().to_string().into();
     let row = state.recorder.open(NewStream {
@@ -160,11 +163,22 @@ pub async fn start(
             Ok(upstream) => Some(upstream),
             Err(error) => {
                 metrics::counter!(metric::UPSTREAM_ERRORS, "kind" => error.kind()).increment(1);
-                tracing::warn!(stream_id = %stream_id, api = api.as_str(), %error, "upstream failed before streaming");
+                let detail = error.to_string();
+                let error = ApiError::from(error);
+                // The one line for this failure (the error middleware would log a 5xx again,
+                // without the stream id): WARN, as the upstream failed, not the gateway; a 4xx
+                // the upstream passed back is usually the client's, so INFO.
+                if error.status().is_server_error() {
+                    tracing::warn!(stream_id = %stream_id, api = api.as_str(), upstream = route.upstream.name(), error = %detail, "upstream failed before streaming");
+                } else {
+                    tracing::info!(stream_id = %stream_id, api = api.as_str(), upstream = route.upstream.name(), error = %detail, "upstream refused the request");
+                }
                 analysis.cancel();
-                record.close(StreamStatus::Failed, Some(error.to_string()));
-                let mut response =
-                    axum::response::IntoResponse::into_response(ApiError::from(error));
+                record.close(StreamStatus::Failed, Some(detail));
+                let mut response = axum::response::IntoResponse::into_response(error);
+                response
+                    .extensions_mut()
+                    .remove::<crate::error::ErrorDetail>();
                 response
                     .headers_mut()
                     .insert(STREAM_ID_HEADER, header_value(&stream_id));

@@ -8,6 +8,7 @@
 //! | `midstream_active_streams` | gauge | streams open now |
 //! | `midstream_client_connections` | gauge | client connections open now |
 //! | `midstream_ttft_seconds` | histogram | request to first content token sent |
+//! | `midstream_key_limited_total{limit,key}` | counter | requests refused 429 by a key's own limit (`rpm`, `streams`), by key id |
 //! | `midstream_upstream_errors_total{kind}` | counter | connect, timeout, status_4xx, status_5xx, body, idle |
 //! | `midstream_recorder_queue_depth` | gauge | records waiting to be written |
 //! | `midstream_recorder_dropped_total{reason}` | counter | records that could not be kept |
@@ -37,6 +38,8 @@ pub const ACTIVE_STREAMS: &str = "midstream_active_streams";
 pub const CLIENT_CONNECTIONS: &str = "midstream_client_connections";
 /// Histogram: seconds from request to first content token sent.
 pub const TTFT_SECONDS: &str = "midstream_ttft_seconds";
+/// Counter: requests refused by an API key's own limit, by limit and key id.
+pub const KEY_LIMITED: &str = "midstream_key_limited_total";
 /// Counter: upstream failures by kind.
 pub const UPSTREAM_ERRORS: &str = "midstream_upstream_errors_total";
 

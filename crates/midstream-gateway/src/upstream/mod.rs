@@ -288,3 +288,47 @@ impl Router {
         &self.default
     }
 }
+
+/// Logs each configured upstream with its address at start-up: never its key (only whether it
+/// has one), nor credentials or a query in its URL.
+pub fn log_configured(upstreams: &crate::config::Upstreams) {
+    for upstream in upstreams.default.iter().chain(upstreams.named.values()) {
+        tracing::info!(
+            upstream = %upstream.name,
+            base_url = %address_of(&upstream.base_url),
+            with_key = upstream.api_key.is_some(),
+            "upstream configured"
+        );
+    }
+}
+
+/// `base_url` without user info, query or fragment.
+fn address_of(base_url: &str) -> String {
+    match reqwest::Url::parse(base_url) {
+        Ok(mut url) => {
+            let _ = url.set_username("");
+            let _ = url.set_password(None);
+            url.set_query(None);
+            url.set_fragment(None);
+            url.to_string()
+        }
+        Err(_) => "(unparsable URL)".to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod address_tests {
+    use super::address_of;
+
+    #[test]
+    fn addresses_in_the_log_carry_no_credentials() {
+        assert_eq!(
+            address_of("https://user:pa55@api.example.com/v1?key=s3cret#x"),
+            "https://api.example.com/v1"
+        );
+        assert_eq!(
+            address_of("http://127.0.0.1:8000/v1"),
+            "http://127.0.0.1:8000/v1"
+        );
+    }
+}

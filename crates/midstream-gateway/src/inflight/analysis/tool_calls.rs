@@ -123,7 +123,7 @@ impl StreamAnalysis {
             return;
         };
         let at_ms = record.elapsed_ms();
-        let duration_ms = outcome.elapsed.as_secs_f64() * 1000.0;
+        let duration_ms = midstream_store::clock::ms_of(outcome.elapsed);
         let failure = outcome
             .result
             .as_ref()
@@ -160,13 +160,14 @@ impl StreamAnalysis {
             });
             continuation.push_result(id.clone(), content);
         }
+        // A cancelled call is `cancelled` in the record as in `/metrics`, not a failure.
+        let status = match &failure {
+            None => "succeeded",
+            Some((code, _)) if *code == "cancelled" => "cancelled",
+            Some(_) => "failed",
+        };
         record.tool_call(ToolCallRecord {
-            status: if failure.is_none() {
-                "succeeded"
-            } else {
-                "failed"
-            }
-            .to_owned(),
+            status: status.to_owned(),
             result: result_json,
             error_code: failure.as_ref().map(|(code, _)| (*code).to_owned()),
             error_message: failure.map(|(_, message)| message),
