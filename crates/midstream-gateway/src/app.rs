@@ -154,6 +154,7 @@ fn cors(state: &AppState) -> Option<CorsLayer> {
             ]))
             .expose_headers(ExposeHeaders::list([
                 HeaderName::from_static(chat::STREAM_ID_HEADER),
+                HeaderName::from_static(chat::UPSTREAM_HEADER),
                 REQUEST_ID,
             ]))
     })

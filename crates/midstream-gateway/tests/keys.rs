@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use midstream_store::{CreatedApiKey, KeyOptions, Store};
-use midstream_testkit::{TestApp, collect_sse};
+use midstream_testkit::{TestApp, collect_sse, read_events};
 use serde_json::{Value, json};
 
 /// How long a change may take to show before the test fails: well over the one-second promise,
@@ -201,6 +201,12 @@ async fn the_auth_matrix(app: TestApp) {
     assert_eq!(started.0, 201, "{}", started.1);
     let browser_id = started.1["id"].as_str().expect("id").to_owned();
     let events_url = started.1["events_url"].as_str().expect("url").to_owned();
+    // Followed to its end, so the sweep at the end finds it closed.
+    let followed = read_events(&app.client, &app.url(&events_url), None, None, None).await;
+    assert_eq!(
+        followed.events.last().map(|e| e.name.as_str()),
+        Some("done")
+    );
     let (status, created) = Route::post(
         "/v1/responses".into(),
         json!({"model": "midstream-demo", "input": "hi"}),

@@ -182,6 +182,8 @@ async fn upstream_5xx_refusal_and_silence_before_streaming_are_502() {
     let app = TestApp::builder()
         .upstream(mock.base_url())
         .env("MIDSTREAM_UPSTREAM_HEADERS_TIMEOUT_MS", "300")
+        // The refusal itself, not the retries (tests/resilience.rs).
+        .env("MIDSTREAM_UPSTREAM_RETRIES", "0")
         .start()
         .await;
     mock.push(Scenario::status(

@@ -54,6 +54,8 @@ async fn refusals_after_a_prompt_tool_cancel_the_call(builder: TestAppBuilder) {
         .default_rules()
         .weather_api(&weather)
         .upstream(mock.base_url())
+        // The refusal itself, not the retries (tests/resilience.rs).
+        .env("MIDSTREAM_UPSTREAM_RETRIES", "0")
         .start()
         .await;
     let mut ids = Vec::new();

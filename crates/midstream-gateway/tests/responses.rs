@@ -221,7 +221,11 @@ async fn a_non_streaming_response_is_the_response_object() {
 async fn what_a_chat_upstream_cannot_do_is_a_400_and_errors_keep_their_shape() {
     let weather = MockWeather::start().await;
     let mock = MockUpstream::start().await;
-    let app = builder(&weather, &mock).start().await;
+    // The upstream's 429 passed through, not retried (tests/resilience.rs).
+    let app = builder(&weather, &mock)
+        .env("MIDSTREAM_UPSTREAM_RETRIES", "0")
+        .start()
+        .await;
     let refused = post(
         &app,
         &json!({"model": "m", "input": "hi", "previous_response_id": "resp_1"}),

@@ -125,6 +125,9 @@ pub struct StreamClose {
     pub reply_position: i32,
     /// The `seq` of its last EventSource event (`done`), when its events were published.
     pub last_event_seq: Option<i64>,
+    /// The upstream and model that answered, when not the ones the row was opened with (a
+    /// fallback answered for the route's primary); `None` keeps them.
+    pub answered_by: Option<(String, String)>,
 }
 
 /// A stream's row as read back.
@@ -550,7 +553,7 @@ impl Store {
                         sqlx::QueryBuilder::new(
                             "WITH v (id, status, response_text, finish_reason, error, \
                              prompt_tokens, completion_tokens, total_tokens, ttft_ms, duration_ms, \
-                             finished_at, last_event_seq) AS (",
+                             finished_at, last_event_seq, upstream, upstream_model) AS (",
                         )
                         .push_values(closes, |mut row, c| {
                             row.push_bind(&c.stream_id)
@@ -564,7 +567,9 @@ impl Store {
                                 .push_bind(c.ttft_ms)
                                 .push_bind(c.duration_ms)
                                 .push_bind(c.finished_at)
-                                .push_bind(c.last_event_seq);
+                                .push_bind(c.last_event_seq)
+                                .push_bind(c.answered_by.as_ref().map(|(u, _)| u))
+                                .push_bind(c.answered_by.as_ref().map(|(_, m)| m));
                         })
                         .push(
                             ") UPDATE streams SET status = v.status, \
@@ -573,7 +578,9 @@ impl Store {
                              completion_tokens = v.completion_tokens, \
                              total_tokens = v.total_tokens, ttft_ms = v.ttft_ms, \
                              duration_ms = v.duration_ms, finished_at = v.finished_at, \
-                             last_event_seq = v.last_event_seq \
+                             last_event_seq = v.last_event_seq, \
+                             upstream = COALESCE(v.upstream, streams.upstream), \
+                             upstream_model = COALESCE(v.upstream_model, streams.upstream_model) \
                              FROM v WHERE streams.id = v.id",
                         )
                         .build()

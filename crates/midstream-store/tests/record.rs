@@ -77,6 +77,7 @@ fn close(id: &str, status: StreamStatus) -> StreamClose {
         }),
         reply_position: 1,
         last_event_seq: None,
+        answered_by: None,
     }
 }
 
@@ -141,6 +142,24 @@ async fn a_stream_round_trips(store: Store) {
     assert_eq!(
         messages.iter().map(|m| m.role.as_str()).collect::<Vec<_>>(),
         vec!["user", "assistant"]
+    );
+    assert_eq!(
+        (row.upstream.as_str(), row.upstream_model.as_str()),
+        ("demo", "midstream-demo"),
+        "a close without a fallback keeps the upstream"
+    );
+    let fallback = uuid::Uuid::now_v7().to_string();
+    assert!(recorder.open(new_stream(&fallback)).await);
+    recorder.close(StreamClose {
+        answered_by: Some(("backup".into(), "b-model".into())),
+        ..close(&fallback, StreamStatus::Completed)
+    });
+    assert!(recorder.flush().await);
+    let row = store.stream(&fallback).await.expect("read").expect("row");
+    assert_eq!(
+        (row.upstream.as_str(), row.upstream_model.as_str()),
+        ("backup", "b-model"),
+        "the record names the fallback that answered"
     );
 }
 

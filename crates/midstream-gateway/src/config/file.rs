@@ -47,4 +47,18 @@ pub struct FileModel {
     pub upstream: String,
     /// The model name sent upstream.
     pub model: String,
+    /// Tried in order when `upstream` cannot answer:
+    /// `fallbacks = [{ upstream = "local", model = "llama3" }]`.
+    #[serde(default)]
+    pub fallbacks: Vec<FileTarget>,
+}
+
+/// One fallback of a `[models]` entry.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileTarget {
+    /// As [`FileModel::upstream`].
+    pub upstream: String,
+    /// The model name sent upstream.
+    pub model: String,
 }

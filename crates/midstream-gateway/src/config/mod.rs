@@ -18,6 +18,7 @@
 mod env;
 mod file;
 mod live;
+mod resilience;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -30,6 +31,7 @@ use midstream_tools::{DispatcherConfig, WeatherDefault};
 
 use crate::inflight::{InflightConfig, ModelToolPolicy};
 use crate::live::LiveConfig;
+use crate::upstream::attempts::{BreakerPolicy, RetryPolicy};
 use env::EnvExt;
 pub use env::{Env, ProcessEnv};
 pub use file::FileConfig;
@@ -144,6 +146,17 @@ pub struct ModelRoute {
     pub upstream: String,
     /// The model name sent upstream.
     pub model: String,
+    /// Where it goes when that upstream cannot answer, in order (`fallbacks = [...]`).
+    pub fallbacks: Vec<ModelTarget>,
+}
+
+/// One fallback of an alias: an upstream and the model name sent to it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModelTarget {
+    /// Upstream name, as in [`ModelRoute::upstream`].
+    pub upstream: String,
+    /// The model name sent upstream.
+    pub model: String,
 }
 
 /// The built-in demo model.
@@ -222,6 +235,10 @@ pub struct Config {
     pub limits: Limits,
     /// `MIDSTREAM_*_TIMEOUT_MS` and friends.
     pub timeouts: Timeouts,
+    /// `MIDSTREAM_UPSTREAM_RETR*`: retries of a failed upstream request.
+    pub retry: RetryPolicy,
+    /// `MIDSTREAM_UPSTREAM_BREAKER_*`: when an upstream is skipped for a while.
+    pub breaker: BreakerPolicy,
     /// `MIDSTREAM_RECORDER_*`.
     pub recorder: RecorderConfig,
     /// `MIDSTREAM_API_KEYS`: secrets accepted in addition to keys created with `midstream keys create`.
@@ -385,6 +402,8 @@ impl Config {
                 )?,
             },
             live: live::live_config(env, Duration::ZERO)?,
+            retry: resilience::retry_policy(env)?,
+            breaker: resilience::breaker_policy(env)?,
         };
         // Subscribers get keep-alives at the same interval as chat clients.
         Ok(Config {
@@ -508,25 +527,44 @@ fn models(
     file: &FileConfig,
     upstreams: &Upstreams,
 ) -> Result<BTreeMap<String, ModelRoute>, ConfigError> {
+    let known = |alias: &str, field: &str, upstream: &str| {
+        let configured = match upstream {
+            "demo" => true,
+            "default" => upstreams.default.is_some(),
+            name => upstreams.named.contains_key(name),
+        };
+        if configured {
+            return Ok(upstream.to_owned());
+        }
+        Err(ConfigError::conflict(
+            &format!("midstream.toml: models.{alias}.{field}"),
+            format!("no upstream named {upstream:?} is configured"),
+        ))
+    };
     file.models
         .iter()
         .map(|(alias, route)| {
-            let known = match route.upstream.as_str() {
-                "demo" => true,
-                "default" => upstreams.default.is_some(),
-                name => upstreams.named.contains_key(name),
-            };
-            if !known {
-                return Err(ConfigError::conflict(
-                    &format!("midstream.toml: models.{alias}.upstream"),
-                    format!("no upstream named {:?} is configured", route.upstream),
-                ));
-            }
+            let fallbacks = route
+                .fallbacks
+                .iter()
+                .enumerate()
+                .map(|(i, target)| {
+                    Ok(ModelTarget {
+                        upstream: known(
+                            alias,
+                            &format!("fallbacks[{i}].upstream"),
+                            &target.upstream,
+                        )?,
+                        model: target.model.clone(),
+                    })
+                })
+                .collect::<Result<_, ConfigError>>()?;
             Ok((
                 alias.clone(),
                 ModelRoute {
-                    upstream: route.upstream.clone(),
+                    upstream: known(alias, "upstream", &route.upstream)?,
                     model: route.model.clone(),
+                    fallbacks,
                 },
             ))
         })
@@ -751,7 +789,8 @@ mod tests {
             config.models["fast"],
             ModelRoute {
                 upstream: "openai".into(),
-                model: "gpt-4o-mini".into()
+                model: "gpt-4o-mini".into(),
+                fallbacks: Vec::new(),
             }
         );
     }

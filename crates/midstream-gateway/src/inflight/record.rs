@@ -36,6 +36,8 @@ pub struct StreamRecord {
     messages: i32,
     /// The stream's events for subscribers (streaming requests only).
     live: Option<Producer>,
+    /// The upstream and model that answered, when a fallback did.
+    answered_by: Option<(String, String)>,
 }
 
 impl StreamRecord {
@@ -60,7 +62,14 @@ impl StreamRecord {
             closed: false,
             messages: i32::try_from(messages).unwrap_or(i32::MAX),
             live: None,
+            answered_by: None,
         }
+    }
+
+    /// A fallback answered instead of the route's primary: the row is opened with the primary
+    /// and says this one when it closes.
+    pub fn answered_by(&mut self, upstream: &str, model: &str) {
+        self.answered_by = Some((upstream.to_owned(), model.to_owned()));
     }
 
     /// Publishes this stream's events to subscribers through `producer`.
@@ -208,6 +217,7 @@ impl StreamRecord {
             reply,
             reply_position: self.messages,
             last_event_seq,
+            answered_by: self.answered_by.take(),
         });
     }
 }

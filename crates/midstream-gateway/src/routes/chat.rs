@@ -26,6 +26,9 @@ use crate::telemetry::prometheus as metric;
 
 /// The response header naming the stream's record (for `GET /v1/streams/{id}`).
 pub const STREAM_ID_HEADER: &str = "x-midstream-stream-id";
+/// The response header naming the upstream that answered (a fallback's, when the primary
+/// could not), or the last one tried when none did.
+pub const UPSTREAM_HEADER: &str = "x-midstream-upstream";
 /// The request header that turns event injection off (`off`).
 pub const EVENTS_HEADER: &str = "x-midstream-events";
 
@@ -146,21 +149,39 @@ pub async fn start(
 
     let mut analysis = state.analyzer.stream(stream_id.clone());
     analysis.scan_prompt(&mut request, &mut record);
-    if request.stream {
-        analysis.allow_continuation(&route, &request);
-    }
     let prompt_stop = analysis.stopped().then(|| {
         // Usage counts the prompt the client sent, which the scan cut at the stop's match:
         // parsed again from its body (this path never reaches an upstream, so costs little).
         ChatRequest::parse(&bytes, state.config.limits.max_messages)
             .map_or_else(|_| PromptStop::new(&request), |sent| PromptStop::new(&sent))
     });
-    let upstream = if prompt_stop.is_some() {
+    let answered = if prompt_stop.is_some() {
         tracing::info!(stream_id = %stream_id, "a prompt stop rule matched: the upstream is not called");
         None
     } else {
-        match route.upstream.chat(&request, &route.model).await {
-            Ok(upstream) => Some(upstream),
+        let mut attempts = Vec::new();
+        let sent = state
+            .router
+            .send(&route, &request, |attempt| attempts.push(attempt))
+            .await;
+        // One attempt that answered is what the row already says; anything more (retries,
+        // fallbacks, skipped circuits, a refusal) is kept attempt by attempt.
+        let eventful = !matches!(attempts.as_slice(), [only] if only.outcome == "ok");
+        for attempt in attempts.iter().filter(|_| eventful) {
+            record.event(attempt.kind, json_text(attempt));
+        }
+        let last_upstream = attempts.last().map(|a| a.upstream.clone());
+        match sent {
+            Ok(answered) => {
+                let target = route.answered_by(answered.target);
+                if answered.target > 0 {
+                    record.answered_by(target.upstream.name(), &target.model);
+                }
+                if request.stream {
+                    analysis.allow_continuation(&target, &request);
+                }
+                Some((answered, last_upstream))
+            }
             Err(error) => {
                 metrics::counter!(metric::UPSTREAM_ERRORS, "kind" => error.kind()).increment(1);
                 let detail = error.to_string();
@@ -169,9 +190,9 @@ pub async fn start(
                 // without the stream id): WARN, as the upstream failed, not the gateway; a 4xx
                 // the upstream passed back is usually the client's, so INFO.
                 if error.status().is_server_error() {
-                    tracing::warn!(stream_id = %stream_id, api = api.as_str(), upstream = route.upstream.name(), error = %detail, "upstream failed before streaming");
+                    tracing::warn!(stream_id = %stream_id, api = api.as_str(), upstream = last_upstream.as_deref().unwrap_or_default(), error = %detail, "upstream failed before streaming");
                 } else {
-                    tracing::info!(stream_id = %stream_id, api = api.as_str(), upstream = route.upstream.name(), error = %detail, "upstream refused the request");
+                    tracing::info!(stream_id = %stream_id, api = api.as_str(), upstream = last_upstream.as_deref().unwrap_or_default(), error = %detail, "upstream refused the request");
                 }
                 analysis.cancel();
                 record.close(StreamStatus::Failed, Some(detail));
@@ -179,9 +200,11 @@ pub async fn start(
                 response
                     .extensions_mut()
                     .remove::<crate::error::ErrorDetail>();
-                response
-                    .headers_mut()
-                    .insert(STREAM_ID_HEADER, header_value(&stream_id));
+                let out = response.headers_mut();
+                out.insert(STREAM_ID_HEADER, header_value(&stream_id));
+                if let Some(upstream) = &last_upstream {
+                    out.insert(UPSTREAM_HEADER, header_value(upstream));
+                }
                 return Ok(response);
             }
         }
@@ -202,9 +225,13 @@ pub async fn start(
         permit,
         cancel,
     };
-    let (body, upstream_headers) = match upstream {
-        Some(upstream) => (Body::from_stream(upstream.body), upstream.headers),
-        None => (Body::empty(), HeaderMap::new()),
+    let (body, upstream_headers, answered_by) = match answered {
+        Some((answered, upstream)) => (
+            Body::from_stream(answered.response.body),
+            answered.response.headers,
+            upstream,
+        ),
+        None => (Body::empty(), HeaderMap::new(), None),
     };
     let mut response = Response::new(body);
     *response.status_mut() = StatusCode::OK;
@@ -218,6 +245,9 @@ pub async fn start(
         out.insert(name, value.clone());
     }
     out.insert(STREAM_ID_HEADER, header_value(&stream_id));
+    if let Some(upstream) = &answered_by {
+        out.insert(UPSTREAM_HEADER, header_value(upstream));
+    }
     if request.stream {
         out.insert(
             header::CONTENT_TYPE,

@@ -3,9 +3,11 @@
 //!
 //! The HTTP client is `reqwest` used directly, not async-openai: the proxy must forward the
 //! upstream's bytes unchanged (async-openai re-frames SSE events), pass the upstream's own
-//! 4xx status and body through, and never retry on its own (async-openai retries 429s with
-//! backoff, which would hide rate limits from the client and hold streams open).
+//! 4xx status and body through, and retry only by its own bounded policy, before the first
+//! byte, recording every attempt ([`attempts`]); async-openai retries 429s inside the call,
+//! unseen and unbounded by the gateway.
 
+pub mod attempts;
 pub mod demo;
 mod driven;
 mod http;
@@ -18,12 +20,14 @@ use ::http::{HeaderMap, StatusCode};
 use bytes::Bytes;
 use futures_util::Stream;
 
+pub use attempts::{Answered, Attempt};
 pub use demo::{DEMO_MODEL, DemoModel};
 pub use http::HttpUpstream;
 
 use crate::config::{Config, ModelRoute};
 use crate::error::ApiError;
 use crate::protocol::request::ChatRequest;
+use attempts::Resilience;
 
 /// The upstream's response body: raw bytes as they arrive.
 pub type UpstreamBody = Pin<Box<dyn Stream<Item = Result<Bytes, UpstreamError>> + Send>>;
@@ -190,6 +194,36 @@ pub struct Route {
     pub upstream: Arc<Upstream>,
     /// The model name to send.
     pub model: String,
+    /// Where it goes when `upstream` cannot answer, in order, with the model name for each.
+    pub fallbacks: Vec<(Arc<Upstream>, String)>,
+}
+
+impl Route {
+    /// The route of the target at `index` of [`targets`](Self::targets) alone: where a
+    /// stream's follow-up requests go once that target answered.
+    pub fn answered_by(&self, index: usize) -> Route {
+        match index.checked_sub(1).and_then(|i| self.fallbacks.get(i)) {
+            Some((upstream, model)) => Route {
+                upstream: upstream.clone(),
+                model: model.clone(),
+                fallbacks: Vec::new(),
+            },
+            None => Route {
+                upstream: self.upstream.clone(),
+                model: self.model.clone(),
+                fallbacks: Vec::new(),
+            },
+        }
+    }
+
+    /// The primary, then each fallback: an upstream and the model name to send it.
+    pub fn targets(&self) -> impl Iterator<Item = (&Upstream, &str)> {
+        std::iter::once((&*self.upstream, self.model.as_str())).chain(
+            self.fallbacks
+                .iter()
+                .map(|(upstream, model)| (&**upstream, model.as_str())),
+        )
+    }
 }
 
 /// Model name → upstream.
@@ -200,6 +234,7 @@ pub struct Router {
     demo: Arc<Upstream>,
     named: HashMap<String, Arc<Upstream>>,
     aliases: Vec<(String, ModelRoute)>,
+    resilience: Resilience,
 }
 
 impl Router {
@@ -234,7 +269,19 @@ impl Router {
                 .iter()
                 .map(|(a, r)| (a.clone(), r.clone()))
                 .collect(),
+            resilience: Resilience::new(config.retry, config.breaker),
         }
+    }
+
+    /// Sends a chat request along `route`: its targets in order, with retries and circuit
+    /// breakers ([`attempts`]); `attempt` gets every attempt, for the record.
+    pub async fn send(
+        &self,
+        route: &Route,
+        request: &ChatRequest,
+        attempt: impl FnMut(Attempt),
+    ) -> Result<Answered, UpstreamError> {
+        self.resilience.send(route, request, attempt).await
     }
 
     /// Whether unrouted models go to the demo model.
@@ -250,16 +297,13 @@ impl Router {
     pub fn resolve(&self, model: &str) -> Result<Route, UnknownModel> {
         let route = match self.aliases.iter().find(|(alias, _)| alias == model) {
             Some((_, route)) => Route {
-                upstream: match route.upstream.as_str() {
-                    "demo" => self.demo.clone(),
-                    "default" => self.default.clone(),
-                    name => self
-                        .named
-                        .get(name)
-                        .cloned()
-                        .unwrap_or_else(|| self.default.clone()),
-                },
+                upstream: self.upstream(&route.upstream),
                 model: route.model.clone(),
+                fallbacks: route
+                    .fallbacks
+                    .iter()
+                    .map(|t| (self.upstream(&t.upstream), t.model.clone()))
+                    .collect(),
             },
             None if self.is_demo() && model != DEMO_MODEL => {
                 return Err(UnknownModel {
@@ -273,9 +317,23 @@ impl Router {
             None => Route {
                 upstream: self.default.clone(),
                 model: model.to_owned(),
+                fallbacks: Vec::new(),
             },
         };
         Ok(route)
+    }
+
+    /// The upstream a configured name means (names were checked when the config loaded).
+    fn upstream(&self, name: &str) -> Arc<Upstream> {
+        match name {
+            "demo" => self.demo.clone(),
+            "default" => self.default.clone(),
+            name => self
+                .named
+                .get(name)
+                .cloned()
+                .unwrap_or_else(|| self.default.clone()),
+        }
     }
 
     /// The aliases, for `/v1/models`.
