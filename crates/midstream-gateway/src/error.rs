@@ -115,6 +115,10 @@ pub enum ApiError {
     /// The upstream sent nothing for longer than the idle limit (504).
     #[error("the upstream sent nothing for {} s", .0.as_secs())]
     UpstreamIdle(Duration),
+    /// The stream ran past the gateway's maximum stream duration (504; only ever sent
+    /// in-band, the response having started).
+    #[error("the stream ran past the gateway's maximum duration of {} s", .0.as_secs())]
+    StreamTooLong(Duration),
     /// The upstream broke the SSE framing (a frame past the bound) (502).
     #[error(transparent)]
     UpstreamProtocol(#[from] midstream_sse::FrameTooLarge),
@@ -164,7 +168,7 @@ impl ApiError {
             ApiError::UpstreamFailed { .. }
             | ApiError::UpstreamDisconnected(_)
             | ApiError::UpstreamProtocol(_) => StatusCode::BAD_GATEWAY,
-            ApiError::UpstreamIdle(_) => StatusCode::GATEWAY_TIMEOUT,
+            ApiError::UpstreamIdle(_) | ApiError::StreamTooLong(_) => StatusCode::GATEWAY_TIMEOUT,
             ApiError::UpstreamRejected(reply) => reply.status,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -201,6 +205,7 @@ impl ApiError {
                 ("upstream_error", Some("upstream_disconnected"), None)
             }
             ApiError::UpstreamIdle(_) => ("upstream_error", Some("upstream_timeout"), None),
+            ApiError::StreamTooLong(_) => ("server_error", Some("stream_duration_exceeded"), None),
             ApiError::UpstreamProtocol(_) => {
                 ("upstream_error", Some("upstream_protocol_error"), None)
             }
@@ -353,6 +358,11 @@ mod tests {
                 ApiError::UpstreamIdle(Duration::from_secs(300)),
                 StatusCode::GATEWAY_TIMEOUT,
                 "upstream_timeout",
+            ),
+            (
+                ApiError::StreamTooLong(Duration::from_secs(3600)),
+                StatusCode::GATEWAY_TIMEOUT,
+                "stream_duration_exceeded",
             ),
             (
                 ApiError::from(midstream_sse::FrameTooLarge(1024)),

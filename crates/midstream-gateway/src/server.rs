@@ -139,6 +139,7 @@ impl Gateway {
         let inflight = InflightConfig {
             keepalive: config.timeouts.keepalive,
             upstream_idle: config.timeouts.upstream_idle,
+            max_stream_duration: config.timeouts.max_stream,
             record_open_wait: config.timeouts.record_open_wait,
             ..InflightConfig::default()
         };

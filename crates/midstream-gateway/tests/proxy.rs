@@ -417,6 +417,44 @@ async fn a_silent_upstream_mid_stream_times_out_into_an_error_event() {
     );
 }
 
+/// A stream that keeps talking past the maximum duration is ended anyway: an error event,
+/// the upstream dropped, the record failed with the reason.
+#[tokio::test]
+async fn a_stream_past_its_maximum_duration_ends_with_an_error_event() {
+    let mock = MockUpstream::start().await;
+    let app = TestApp::builder()
+        .upstream(mock.base_url())
+        .env("MIDSTREAM_MAX_STREAM_SECS", "1")
+        .start()
+        .await;
+    let words: Vec<String> = (0..100).map(|i| format!(" w{i}")).collect();
+    mock.push(Scenario::text(words).delay(Duration::from_millis(50)));
+    let response = app.chat(&stream_request()).await;
+    let id = response.headers()["x-midstream-stream-id"]
+        .to_str()
+        .expect("id")
+        .to_owned();
+    let collected = collect_sse(response).await;
+    let last = collected.json_chunks().last().cloned().expect("frames");
+    assert_eq!(last["error"]["code"], "stream_duration_exceeded");
+    assert!(
+        collected.content().split_whitespace().count() < 100,
+        "it was cut before the upstream's end"
+    );
+    assert!(
+        mock.wait_for_early_disconnect(Duration::from_secs(5)).await,
+        "the upstream is dropped"
+    );
+    let record = app.record(&id).await;
+    assert_eq!(record["status"], "failed");
+    assert!(
+        record["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("maximum duration")),
+        "{record}"
+    );
+}
+
 #[tokio::test]
 async fn garbage_frames_are_forwarded_and_never_crash_the_stream() {
     let mock = MockUpstream::start().await;

@@ -188,6 +188,8 @@ pub struct Timeouts {
     pub upstream_headers: Duration,
     /// Longest silence between two upstream chunks before the stream is failed.
     pub upstream_idle: Duration,
+    /// Longest a streaming response may run, from its first byte.
+    pub max_stream: Duration,
     /// Interval of `: ping` comments on a quiet stream.
     pub keepalive: Duration,
     /// How long shutdown lets open streams finish.
@@ -347,6 +349,10 @@ impl Config {
                     "MIDSTREAM_UPSTREAM_IDLE_TIMEOUT_MS",
                     as_millis(inflight.upstream_idle),
                 )?,
+                max_stream: Duration::from_secs(env.positive_or(
+                    "MIDSTREAM_MAX_STREAM_SECS",
+                    inflight.max_stream_duration.as_secs(),
+                )?),
                 keepalive: Duration::from_secs(
                     env.positive_or("MIDSTREAM_KEEPALIVE_SECS", inflight.keepalive.as_secs())?,
                 ),

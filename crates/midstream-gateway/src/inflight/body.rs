@@ -23,9 +23,10 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use super::watch::{ShutdownWatch, Tick};
+use super::timers::Timers;
+use super::watch::ShutdownWatch;
 use axum::body::Body;
 use bytes::Bytes;
 use futures_util::future::BoxFuture;
@@ -98,16 +99,6 @@ pub struct InflightBody {
     _permit: crate::auth::limits::StreamSlots,
 }
 
-/// Keep-alive comments and the upstream idle limit, from one timer that is re-armed only
-/// when it fires (never per chunk).
-struct Timers {
-    tick: Tick,
-    keepalive: Duration,
-    idle_limit: Duration,
-    last_upstream: Instant,
-    last_sent: Instant,
-}
-
 impl InflightBody {
     /// Wraps an upstream body according to a stream plan.
     pub fn new(upstream: Body, plan: StreamPlan, config: &InflightConfig) -> InflightBody {
@@ -144,13 +135,7 @@ impl InflightBody {
             saw_finish: false,
             stop_sent: false,
             upstream_error: None,
-            timers: Timers {
-                tick: Tick::new(now + config.keepalive.min(config.upstream_idle)),
-                keepalive: config.keepalive,
-                idle_limit: config.upstream_idle,
-                last_upstream: now,
-                last_sent: now,
-            },
+            timers: Timers::new(now, config),
             shutdown: ShutdownWatch::new(&cancel),
             gateway_shutdown: config.shutdown.clone(),
             _permit: permit,
@@ -376,7 +361,7 @@ impl InflightBody {
         self.phase = Phase::Streaming;
     }
 
-    /// Keep-alives and the idle limit; called only when nothing else is ready.
+    /// Cancellation, keep-alives and the time limits; called only when nothing else is ready.
     fn poll_timers(&mut self, cx: &mut Context<'_>) -> Poll<()> {
         if self.shutdown.shutting_down(cx) {
             let (error, status, reason) = if self.gateway_shutdown.is_cancelled() {
@@ -402,31 +387,27 @@ impl InflightBody {
             self.phase = Phase::Done;
             return Poll::Ready(());
         }
-        if self.timers.tick.poll(cx).is_pending() {
+        if self.timers.poll(cx).is_pending() {
             return Poll::Pending;
         }
         let now = Instant::now();
         let streaming = matches!(self.phase, Phase::Streaming);
-        if streaming && now.duration_since(self.timers.last_upstream) >= self.timers.idle_limit {
-            metrics::counter!(metric::UPSTREAM_ERRORS, "kind" => "idle").increment(1);
-            self.fail(ApiError::UpstreamIdle(self.timers.idle_limit));
+        if let Some(error) = self.timers.expired(now, streaming) {
+            let kind = match error {
+                ApiError::UpstreamIdle(_) => "idle",
+                _ => "duration",
+            };
+            metrics::counter!(metric::UPSTREAM_ERRORS, "kind" => kind).increment(1);
+            self.fail(error);
             return Poll::Ready(());
         }
-        let ping_due = self.timers.last_sent + self.timers.keepalive;
-        if now >= ping_due {
+        if self.timers.ping_due(now) {
             self.out.push_back(Bytes::from_static(authored::PING));
         }
-        let idle_due = self.timers.last_upstream + self.timers.idle_limit;
-        let next = if now >= ping_due {
-            now + self.timers.keepalive
-        } else {
-            ping_due
-        };
-        let next = if streaming { next.min(idle_due) } else { next };
-        self.timers.tick.reset(next);
+        self.timers.rearm(now, streaming);
         if self.out.is_empty() {
             // Register the re-armed timer's waker before sleeping.
-            return match self.timers.tick.poll(cx) {
+            return match self.timers.poll(cx) {
                 Poll::Ready(()) => Poll::Ready(()),
                 Poll::Pending => Poll::Pending,
             };

@@ -15,6 +15,9 @@ pub struct InflightConfig {
     pub keepalive: Duration,
     /// Longest upstream silence before the stream fails.
     pub upstream_idle: Duration,
+    /// Longest a streaming body may run, from its first byte, before it ends with an error
+    /// (a stuck tool loop or a model that never stops must not hold a stream forever).
+    pub max_stream_duration: Duration,
     /// Longest wait for a stream's row before its first byte is sent anyway.
     pub record_open_wait: Duration,
     /// Largest SSE frame accepted from an upstream.
@@ -31,6 +34,7 @@ impl Default for InflightConfig {
         InflightConfig {
             keepalive: Duration::from_secs(15),
             upstream_idle: Duration::from_secs(300),
+            max_stream_duration: Duration::from_secs(3600),
             record_open_wait: Duration::from_secs(2),
             max_frame_bytes: 1 << 20,
             max_completion_bytes: 16 << 20,

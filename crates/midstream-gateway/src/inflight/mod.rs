@@ -38,6 +38,7 @@ mod prompt_stop;
 mod reasoning;
 mod record;
 mod service;
+mod timers;
 mod watch;
 
 pub use analysis::{Analyzer, Forward, ModelToolPolicy, StreamAnalysis};
