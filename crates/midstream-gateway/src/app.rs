@@ -12,8 +12,11 @@
 //! 7. [`request_checks`]: a valid `Host` on HTTP/1.1, and a declared body length within
 //!    `MIDSTREAM_MAX_BODY_BYTES` (413 before the body is read); `DefaultBodyLimit` bounds the
 //!    body while it is read.
-//! 8. `/v1` only: authentication, then for the completions route the [`InflightLayer`]. A
+//! 8. `/v1` only: the process-wide requests-per-minute bound ([`TotalRate`]), authentication
+//!    and the key's own limits, then for the completions route the [`InflightLayer`]. A
 //!    stream's events and cancel routes check a signed token or a key themselves.
+
+use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
@@ -27,6 +30,7 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 use tower_http::services::{ServeDir, ServeFile};
 use tower_http::trace::TraceLayer;
 
+use crate::auth::total_rate::{self, TotalRate};
 use crate::error::ErrorDetail;
 use crate::inflight::{InflightConfig, InflightLayer};
 use crate::routes::{
@@ -66,6 +70,10 @@ pub fn app(state: AppState, inflight: InflightConfig) -> Router {
         .route_layer(middleware::from_fn_with_state(
             state.auth.clone(),
             auth::require_key,
+        ))
+        .route_layer(middleware::from_fn_with_state(
+            TotalRate::new(state.config.limits.max_rpm).map(Arc::new),
+            total_rate::limit_total,
         ));
     let web_dir = state.config.web_dir.clone();
     let web = ServeDir::new(&web_dir).fallback(ServeFile::new(web_dir.join("index.html")));

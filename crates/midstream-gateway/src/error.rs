@@ -90,6 +90,14 @@ pub enum ApiError {
     /// The API key is over one of its own limits (429, with `Retry-After`).
     #[error(transparent)]
     KeyLimited(#[from] crate::auth::limits::LimitExceeded),
+    /// The process-wide requests per minute are spent (503, with `Retry-After`).
+    #[error("the gateway is at its limit of {limit} requests per minute; retry after {} s", retry_after.as_secs())]
+    GatewayRateLimited {
+        /// `MIDSTREAM_MAX_RPM`.
+        limit: u32,
+        /// When a request is allowed again (whole seconds).
+        retry_after: Duration,
+    },
     /// Too many streams open at once (503, with `Retry-After`).
     #[error("the gateway is at its limit of {limit} concurrent streams")]
     Overloaded {
@@ -163,6 +171,7 @@ impl ApiError {
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::KeyLimited(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Overloaded { .. }
+            | ApiError::GatewayRateLimited { .. }
             | ApiError::StoreUnavailable(_)
             | ApiError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::UpstreamFailed { .. }
@@ -197,7 +206,9 @@ impl ApiError {
             }
             // OpenAI's own shape for a rate limit: type `requests`.
             ApiError::KeyLimited(limit) => ("requests", Some(limit.code()), None),
-            ApiError::Overloaded { .. } => ("server_error", Some("overloaded"), None),
+            ApiError::Overloaded { .. } | ApiError::GatewayRateLimited { .. } => {
+                ("server_error", Some("overloaded"), None)
+            }
             ApiError::UpstreamFailed { .. } | ApiError::UpstreamRejected(_) => {
                 ("upstream_error", Some("upstream_error"), None)
             }
@@ -279,6 +290,12 @@ impl IntoResponse for ApiError {
                 headers.insert(
                     header::RETRY_AFTER,
                     HeaderValue::from(limit.retry_after_secs()),
+                );
+            }
+            ApiError::GatewayRateLimited { retry_after, .. } => {
+                headers.insert(
+                    header::RETRY_AFTER,
+                    HeaderValue::from(retry_after.as_secs()),
                 );
             }
             ApiError::UpstreamFailed { retryable, .. } => {

@@ -99,6 +99,33 @@ async fn too_many_concurrent_streams_is_503_with_retry_after() {
 }
 
 #[tokio::test]
+async fn past_the_process_wide_requests_per_minute_is_503_with_retry_after() {
+    let app = TestApp::builder()
+        .env("MIDSTREAM_MAX_RPM", "2")
+        .start()
+        .await;
+    for _ in 0..2 {
+        assert_eq!(app.get("/v1/models").await.status(), 200);
+    }
+    let refused = app.get("/v1/models").await;
+    assert_eq!(refused.status(), 503);
+    let wait: u64 = refused.headers()["retry-after"]
+        .to_str()
+        .expect("ASCII")
+        .parse()
+        .expect("seconds");
+    assert!((1..=31).contains(&wait), "{wait}");
+    let body: Value = refused.json().await.expect("json");
+    assert_openai_error(&body);
+    assert_eq!(body["error"]["code"], "overloaded");
+    assert_eq!(
+        app.get("/healthz").await.status(),
+        200,
+        "only /v1 counts against it"
+    );
+}
+
+#[tokio::test]
 async fn keys_are_required_once_one_exists_and_streams_are_private_to_their_key() {
     let app = TestApp::builder()
         .env("MIDSTREAM_API_KEYS", "msk_alpha, msk_beta")

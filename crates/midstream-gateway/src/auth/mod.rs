@@ -23,6 +23,7 @@
 pub mod keys;
 pub mod limits;
 pub mod shared_rate;
+pub mod total_rate;
 
 use std::sync::Arc;
 

@@ -177,6 +177,8 @@ pub struct Limits {
     pub max_streams: usize,
     /// Most client connections served at once; beyond it new connections wait to be accepted.
     pub max_connections: usize,
+    /// Most `/v1` requests per minute in this process, whoever sends them (503 beyond); 0: none.
+    pub max_rpm: u32,
 }
 
 /// Time bounds.
@@ -340,6 +342,11 @@ impl Config {
                 max_messages: usize_of(env, "MIDSTREAM_MAX_MESSAGES", 2048)?,
                 max_streams: usize_of(env, "MIDSTREAM_MAX_STREAMS", 20_000)?,
                 max_connections: usize_of(env, "MIDSTREAM_MAX_CONNECTIONS", 25_000)?,
+                max_rpm: env.parse_or(
+                    "MIDSTREAM_MAX_RPM",
+                    0,
+                    "a number of requests per minute (0: no bound)",
+                )?,
             },
             timeouts: Timeouts {
                 upstream_connect: millis(env, "MIDSTREAM_UPSTREAM_CONNECT_TIMEOUT_MS", 10_000)?,

@@ -40,6 +40,8 @@ pub const CLIENT_CONNECTIONS: &str = "midstream_client_connections";
 pub const TTFT_SECONDS: &str = "midstream_ttft_seconds";
 /// Counter: requests refused by an API key's own limit, by limit and key id.
 pub const KEY_LIMITED: &str = "midstream_key_limited_total";
+/// Requests refused by the process-wide requests-per-minute bound (`MIDSTREAM_MAX_RPM`).
+pub const TOTAL_LIMITED: &str = "midstream_total_rate_limited_total";
 /// Counter: upstream failures by kind.
 pub const UPSTREAM_ERRORS: &str = "midstream_upstream_errors_total";
 
