@@ -66,6 +66,18 @@ async fn gateway(dir: &Path, mock: &MockUpstream, weather: &MockWeather) -> (Chi
     (child, address)
 }
 
+/// `GET /v1/streams/{id}` (open mode).
+async fn record(client: &reqwest::Client, url: &str, id: &str) -> Value {
+    client
+        .get(format!("{url}/v1/streams/{id}"))
+        .send()
+        .await
+        .expect("answer")
+        .json()
+        .await
+        .expect("the record is JSON")
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_gateway_killed_mid_stream_leaves_records_the_next_start_marks_interrupted() {
     let dir = tempfile::tempdir().expect("temp dir");
@@ -110,14 +122,7 @@ async fn a_gateway_killed_mid_stream_leaves_records_the_next_start_marks_interru
     for id in &ids {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
         loop {
-            let record: Value = client
-                .get(format!("{url}/v1/streams/{id}"))
-                .send()
-                .await
-                .expect("answer")
-                .json()
-                .await
-                .expect("the record is JSON");
+            let record = record(&client, &url, id).await;
             let running = record["tool_calls"]
                 .as_array()
                 .is_some_and(|calls| calls.iter().any(|c| c["status"] == "running"));
@@ -137,14 +142,7 @@ async fn a_gateway_killed_mid_stream_leaves_records_the_next_start_marks_interru
 
     let (mut second, url) = gateway(dir.path(), &mock, &weather).await;
     for id in &ids {
-        let record: Value = client
-            .get(format!("{url}/v1/streams/{id}"))
-            .send()
-            .await
-            .expect("answer")
-            .json()
-            .await
-            .expect("the record is JSON");
+        let record = record(&client, &url, id).await;
         assert_eq!(record["status"], "interrupted", "{record}");
         let calls = record["tool_calls"].as_array().expect("tool calls");
         assert!(

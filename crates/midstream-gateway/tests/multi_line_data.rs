@@ -74,11 +74,7 @@ async fn assert_redacted(app: &TestApp, response: reqwest::Response) -> Collecte
 #[tokio::test]
 async fn chunks_in_several_data_lines_are_redacted_recorded_and_otherwise_passed_as_sent() {
     let mock = MockUpstream::start().await;
-    let app = TestApp::builder()
-        .default_rules()
-        .upstream(mock.base_url())
-        .start()
-        .await;
+    let app = TestApp::with_rules_before(&mock).await;
     for seed in 0..4 {
         mock.push(Scenario::text(pieces(&[5, 14, 29, 40])).data_lines(seed));
         let collected = assert_redacted(&app, app.chat(&request()).await).await;
@@ -91,11 +87,7 @@ async fn chunks_in_several_data_lines_are_redacted_recorded_and_otherwise_passed
 #[tokio::test]
 async fn the_responses_api_reads_chunks_in_several_data_lines() {
     let mock = MockUpstream::start().await;
-    let app = TestApp::builder()
-        .default_rules()
-        .upstream(mock.base_url())
-        .start()
-        .await;
+    let app = TestApp::with_rules_before(&mock).await;
     mock.push(Scenario::text(pieces(&[3, 20, 33])).data_lines(7));
     let response = app
         .client
@@ -127,11 +119,7 @@ fn shared() -> &'static (tokio::runtime::Runtime, MockUpstream, TestApp) {
         let runtime = tokio::runtime::Runtime::new().expect("runtime");
         let (mock, app) = runtime.block_on(async {
             let mock = MockUpstream::start().await;
-            let app = TestApp::builder()
-                .default_rules()
-                .upstream(mock.base_url())
-                .start()
-                .await;
+            let app = TestApp::with_rules_before(&mock).await;
             (mock, app)
         });
         (runtime, mock, app)

@@ -14,11 +14,7 @@ fn request(stream: bool) -> Value {
 
 async fn app() -> (MockUpstream, TestApp) {
     let mock = MockUpstream::start().await;
-    let app = TestApp::builder()
-        .default_rules()
-        .upstream(mock.base_url())
-        .start()
-        .await;
+    let app = TestApp::with_rules_before(&mock).await;
     (mock, app)
 }
 

@@ -152,6 +152,15 @@ impl TestApp {
         TestApp::builder().start().await
     }
 
+    /// The gateway with the default rules (`config/intents.toml`) in front of `mock`.
+    pub async fn with_rules_before(mock: &crate::MockUpstream) -> TestApp {
+        TestApp::builder()
+            .default_rules()
+            .upstream(mock.base_url())
+            .start()
+            .await
+    }
+
     /// `http://127.0.0.1:PORT`.
     pub fn base_url(&self) -> String {
         format!("http://{}", self.addr)
