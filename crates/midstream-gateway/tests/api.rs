@@ -4,7 +4,7 @@ use proptest::prelude::*;
 use serde_json::{Value, json};
 
 use midstream_testkit::app::repository_root;
-use midstream_testkit::{TestApp, collect_sse};
+use midstream_testkit::{TestApp, collect_sse, stream_id};
 
 async fn post_raw(app: &TestApp, body: impl Into<reqwest::Body>) -> (u16, Value) {
     let response = app
@@ -149,10 +149,7 @@ async fn keys_are_required_once_one_exists_and_streams_are_private_to_their_key(
     assert_eq!(send("msk_wrong").await.expect("answer").status(), 401);
     let response = send("msk_alpha").await.expect("answer");
     assert_eq!(response.status(), 200);
-    let id = response.headers()["x-midstream-stream-id"]
-        .to_str()
-        .expect("id")
-        .to_owned();
+    let id = stream_id(&response);
     collect_sse(response).await;
     app.flush().await;
     let get = |key: &'static str| {

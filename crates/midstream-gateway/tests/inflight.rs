@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use midstream_testkit::{
     Collected, MockToolCall, MockUpstream, MockWeather, Scenario, Split, SseReader, TestApp,
-    TestAppBuilder, WeatherMode, collect_sse,
+    TestAppBuilder, WeatherMode, collect_sse, stream_id,
 };
 use serde_json::{Value, json};
 
@@ -19,13 +19,6 @@ fn demo_request(prompt: &str) -> Value {
     let mut body = request(prompt);
     body["model"] = json!("midstream-demo");
     body
-}
-
-fn stream_id(response: &reqwest::Response) -> String {
-    response.headers()["x-midstream-stream-id"]
-        .to_str()
-        .expect("ascii")
-        .to_owned()
 }
 
 /// The default rules, with the weather tool pointed at the mock and a short timeout.

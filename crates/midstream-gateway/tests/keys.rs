@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use midstream_store::{CreatedApiKey, KeyOptions, Store};
-use midstream_testkit::{TestApp, collect_sse, read_events};
+use midstream_testkit::{TestApp, collect_sse, read_events, stream_id};
 use serde_json::{Value, json};
 
 /// How long a change may take to show before the test fails: well over the one-second promise,
@@ -190,10 +190,7 @@ async fn the_auth_matrix(app: TestApp) {
         .await
         .expect("answer");
     assert_eq!(response.status(), 200);
-    let chat_id = response.headers()["x-midstream-stream-id"]
-        .to_str()
-        .expect("id")
-        .to_owned();
+    let chat_id = stream_id(&response);
     collect_sse(response).await;
     let started = Route::post("/v1/streams".into(), chat_body())
         .send(&app, Some(&alpha.secret))

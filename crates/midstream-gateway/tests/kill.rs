@@ -9,7 +9,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use midstream_testkit::app::repository_root;
-use midstream_testkit::{MockUpstream, MockWeather, Scenario, SseReader, WeatherMode};
+use midstream_testkit::{MockUpstream, MockWeather, Scenario, SseReader, WeatherMode, stream_id};
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
@@ -99,12 +99,7 @@ async fn a_gateway_killed_mid_stream_leaves_records_the_next_start_marks_interru
             .await
             .expect("answer");
         assert_eq!(response.status(), 200);
-        ids.push(
-            response.headers()["x-midstream-stream-id"]
-                .to_str()
-                .expect("id")
-                .to_owned(),
-        );
+        ids.push(stream_id(&response));
         let mut reader = SseReader::new(response);
         // Its first content: the row is committed and the prompt's weather call is running.
         while reader

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use futures_util::future::join_all;
-use midstream_testkit::{MockUpstream, Scenario, TestApp, TestAppBuilder, collect_sse};
+use midstream_testkit::{MockUpstream, Scenario, TestApp, TestAppBuilder, collect_sse, stream_id};
 use serde_json::json;
 
 const STREAMS: usize = 500;
@@ -23,10 +23,7 @@ async fn five_hundred_streams_at_once(builder: TestAppBuilder) {
     let answers = join_all((0..STREAMS).map(|_| async {
         let response = app.chat(&request).await;
         assert_eq!(response.status(), 200);
-        let id = response.headers()["x-midstream-stream-id"]
-            .to_str()
-            .expect("id")
-            .to_owned();
+        let id = stream_id(&response);
         let collected = collect_sse(response).await;
         assert!(collected.error.is_none(), "{:?}", collected.error);
         assert!(collected.ends_with_done());

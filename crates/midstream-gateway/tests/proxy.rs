@@ -4,21 +4,12 @@
 use std::time::Duration;
 
 use midstream_testkit::{
-    MockUpstream, Scenario, Split, TestApp, collect_sse, fixture_bytes, fixture_names,
+    MockUpstream, Scenario, Split, TestApp, collect_sse, fixture_bytes, fixture_names, stream_id,
 };
 use serde_json::{Value, json};
 
 fn stream_request() -> Value {
     json!({"model": "gpt-4o-mini", "stream": true, "messages": [{"role": "user", "content": "Say hello"}]})
-}
-
-fn stream_id(response: &reqwest::Response) -> String {
-    response
-        .headers()
-        .get("x-midstream-stream-id")
-        .and_then(|v| v.to_str().ok())
-        .expect("every response names its stream")
-        .to_owned()
 }
 
 async fn app_with(mock: &MockUpstream) -> TestApp {
@@ -430,10 +421,7 @@ async fn a_stream_past_its_maximum_duration_ends_with_an_error_event() {
     let words: Vec<String> = (0..100).map(|i| format!(" w{i}")).collect();
     mock.push(Scenario::text(words).delay(Duration::from_millis(50)));
     let response = app.chat(&stream_request()).await;
-    let id = response.headers()["x-midstream-stream-id"]
-        .to_str()
-        .expect("id")
-        .to_owned();
+    let id = stream_id(&response);
     let collected = collect_sse(response).await;
     let last = collected.json_chunks().last().cloned().expect("frames");
     assert_eq!(last["error"]["code"], "stream_duration_exceeded");

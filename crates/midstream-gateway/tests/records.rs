@@ -6,19 +6,13 @@ use std::time::Duration;
 
 use midstream_testkit::{
     MockUpstream, MockWeather, Scenario, TestApp, TestAppBuilder, WeatherMode, collect_sse,
+    stream_id,
 };
 use serde_json::{Value, json};
 
 /// A prompt that starts the weather tool before the upstream is called.
 fn weather_prompt() -> Value {
     json!({"model": "gpt-4o-mini", "stream": true, "messages": [{"role": "user", "content": "What's the weather in Berlin?"}]})
-}
-
-fn stream_id(response: &reqwest::Response) -> String {
-    response.headers()["x-midstream-stream-id"]
-        .to_str()
-        .expect("ascii")
-        .to_owned()
 }
 
 /// The record's tool calls as (status, error code).

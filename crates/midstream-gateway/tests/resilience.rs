@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use midstream_testkit::{MockUpstream, Scenario, TestApp, TestAppBuilder, collect_sse};
+use midstream_testkit::{MockUpstream, Scenario, TestApp, TestAppBuilder, collect_sse, stream_id};
 use serde_json::{Value, json};
 
 /// An address nothing listens on: connecting is refused at once.
@@ -69,7 +69,7 @@ async fn a_500_then_success_is_retried_and_the_client_sees_one_clean_stream() {
     let response = app.chat(&chat("m")).await;
     assert_eq!(response.status(), 200);
     assert_eq!(header(&response, "x-midstream-upstream"), "default");
-    let id = header(&response, "x-midstream-stream-id").to_owned();
+    let id = stream_id(&response);
     let collected = collect_sse(response).await;
     assert_eq!(collected.content(), "Hello there");
     assert!(collected.ends_with_done());
@@ -126,7 +126,7 @@ async fn the_fallback_answers_when_the_primary_is_down_and_the_record_says_so() 
     let response = app.chat(&chat("fast")).await;
     assert_eq!(response.status(), 200);
     assert_eq!(header(&response, "x-midstream-upstream"), "backup");
-    let id = header(&response, "x-midstream-stream-id").to_owned();
+    let id = stream_id(&response);
     assert_eq!(collect_sse(response).await.content(), "from backup");
     assert_eq!(backup.requests()[0].body["model"], "b-model");
     assert_eq!(
@@ -169,7 +169,7 @@ async fn a_failing_primary_opens_its_circuit_and_is_skipped() {
     assert_eq!(primary.request_count(), 3);
     backup.push(Scenario::text(["b"]));
     let response = app.chat(&chat("fast")).await;
-    let id = header(&response, "x-midstream-stream-id").to_owned();
+    let id = stream_id(&response);
     collect_sse(response).await;
     assert_eq!(primary.request_count(), 3, "the open circuit is not tried");
     assert_eq!(
@@ -205,7 +205,7 @@ async fn a_failure_after_the_first_byte_is_never_retried() {
     let app = builder(5).upstream(mock.base_url()).start().await;
     let response = app.chat(&chat("m")).await;
     assert_eq!(response.status(), 200);
-    let id = header(&response, "x-midstream-stream-id").to_owned();
+    let id = stream_id(&response);
     let collected = collect_sse(response).await;
     assert!(
         !collected.ends_with_done(),

@@ -3,7 +3,7 @@
 //! redact, stop), non-streaming answers, and what needs a Responses upstream.
 
 use midstream_testkit::{
-    MockUpstream, MockWeather, Scenario, Split, SseReader, TestApp, TestAppBuilder,
+    MockUpstream, MockWeather, Scenario, Split, SseReader, TestApp, TestAppBuilder, stream_id,
 };
 use serde_json::{Value, json};
 
@@ -74,10 +74,7 @@ async fn a_streamed_response_is_the_chat_stream_translated_and_recorded() {
             .expect("ascii")
             .starts_with("text/event-stream")
     );
-    let id = response.headers()["x-midstream-stream-id"]
-        .to_str()
-        .expect("id")
-        .to_owned();
+    let id = stream_id(&response);
     let events = events(response).await;
     assert_eq!(events[0]["type"], "response.created");
     assert_eq!(events[0]["response"]["status"], "in_progress");
@@ -328,10 +325,7 @@ async fn legacy_completions_are_answered_with_text_completions_and_recorded() {
         .await
         .expect("answer");
     assert_eq!(response.status(), 200);
-    let id = response.headers()["x-midstream-stream-id"]
-        .to_str()
-        .expect("id")
-        .to_owned();
+    let id = stream_id(&response);
     let collected = midstream_testkit::collect_sse(response).await;
     assert!(collected.ends_with_done());
     let chunks = collected.json_chunks();

@@ -7,7 +7,7 @@
 use std::io::Write;
 use std::sync::{Arc, Mutex, OnceLock};
 
-use midstream_testkit::{MockUpstream, MockWeather, Scenario, TestApp, read_events};
+use midstream_testkit::{MockUpstream, MockWeather, Scenario, TestApp, read_events, stream_id};
 use serde_json::{Value, json};
 
 const UPSTREAM_KEY: &str = "sk-upstream-SECRET-1a2b3c";
@@ -108,12 +108,7 @@ async fn no_secret_reaches_a_response_an_event_a_record_or_a_log_line() {
         let response = post("/v1/chat/completions", &chat(prompt), CLIENT_KEY)
             .await
             .expect("answer");
-        ids.push(
-            response.headers()["x-midstream-stream-id"]
-                .to_str()
-                .expect("id")
-                .to_owned(),
-        );
+        ids.push(stream_id(&response));
         seen.response(response).await;
     }
     // A refused key.

@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use midstream_testkit::{
-    MockUpstream, Scenario, SseReader, TestApp, TestAppBuilder, read_events, text_of,
+    MockUpstream, Scenario, SseReader, TestApp, TestAppBuilder, read_events, stream_id, text_of,
 };
 use serde_json::{Value, json};
 
@@ -204,10 +204,7 @@ async fn a_chat_completion_is_followed_from_another_process() {
             &json!({"model": "m", "stream": true, "messages": [{"role": "user", "content": "hi"}]}),
         )
         .await;
-    let id = response.headers()["x-midstream-stream-id"]
-        .to_str()
-        .expect("id")
-        .to_owned();
+    let id = stream_id(&response);
     let mut chat = SseReader::new(response);
     let mut chat_text = String::new();
     while !chat_text.contains("w3 ") {

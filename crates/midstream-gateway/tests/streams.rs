@@ -7,7 +7,7 @@ use midstream_gateway::auth::Caller;
 use midstream_gateway::live::Signer;
 use midstream_testkit::{
     MockUpstream, MockWeather, Scenario, SseReader, StreamEvent, TestApp, TestAppBuilder,
-    collect_sse, read_events, text_of,
+    collect_sse, read_events, stream_id, text_of,
 };
 use serde_json::{Value, json};
 
@@ -362,14 +362,6 @@ async fn tokens_are_checked_and_keys_see_only_their_own_streams() {
     assert_eq!(beta["data"], json!([]));
 }
 
-/// The id a chat completion's response carries.
-fn stream_id_of(headers: &reqwest::header::HeaderMap) -> String {
-    headers["x-midstream-stream-id"]
-        .to_str()
-        .expect("id")
-        .to_owned()
-}
-
 /// A chat completion publishes nothing until it is followed: a follower that comes mid-stream
 /// reads the text so far as its first event, then the rest live, with the ordinary seqs.
 #[tokio::test]
@@ -386,7 +378,7 @@ async fn a_chat_completions_client_follows_its_own_stream_by_its_id() {
             &json!({"model": "m", "stream": true, "messages": [{"role": "user", "content": "hi"}]}),
         )
         .await;
-    let id = stream_id_of(response.headers());
+    let id = stream_id(&response);
     let mut chat = SseReader::new(response);
     let mut chat_text = String::new();
     while !chat_text.ends_with(" is") {
@@ -432,7 +424,7 @@ async fn a_chat_completion_nobody_follows_is_answered_from_its_record() {
             &json!({"model": "m", "stream": true, "messages": [{"role": "user", "content": "hi"}]}),
         )
         .await;
-    let id = stream_id_of(response.headers());
+    let id = stream_id(&response);
     let chat_text = collect_sse(response).await.content();
     app.flush().await;
     let events = read_events(

@@ -244,6 +244,20 @@ impl Drop for TestApp {
     }
 }
 
+/// The stream id every gateway response carries (`X-Midstream-Stream-Id`).
+///
+/// # Panics
+///
+/// If the response has none.
+pub fn stream_id(response: &reqwest::Response) -> String {
+    response
+        .headers()
+        .get("x-midstream-stream-id")
+        .and_then(|v| v.to_str().ok())
+        .expect("every response names its stream")
+        .to_owned()
+}
+
 /// The repository root (this crate lives in `crates/midstream-testkit`).
 pub fn repository_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")

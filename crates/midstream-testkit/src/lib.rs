@@ -39,7 +39,7 @@ pub mod sse;
 pub mod upstream;
 pub mod weather;
 
-pub use app::{TestApp, TestAppBuilder};
+pub use app::{TestApp, TestAppBuilder, stream_id};
 pub use disconnects::EarlyDisconnect;
 pub use driver::run_driver;
 pub use events::{EventsResponse, StreamEvent, read_events, text_of};

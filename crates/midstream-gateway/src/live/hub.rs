@@ -91,7 +91,9 @@ impl Hub {
                         Control::Cancel => {
                             hub.cancel(stream);
                         }
-                        Control::Follow => hub.wake_here(stream),
+                        Control::Follow => {
+                            hub.wake_here(stream);
+                        }
                     }
                 };
                 shared.listen(act, stop).await;
@@ -175,13 +177,7 @@ impl Hub {
         if self.inner.memory.holds(stream) {
             return;
         }
-        let here = self.inner.running.lock().ok().and_then(|running| {
-            running.get(stream).map(|r| {
-                r.wanted.store(true, Ordering::Release);
-                self.inner.memory.open(stream);
-            })
-        });
-        if here.is_none()
+        if !self.wake_here(stream)
             && let Some(shared) = &self.inner.shared
             && let Err(error) = shared.publish_follow(stream).await
         {
@@ -189,13 +185,20 @@ impl Hub {
         }
     }
 
-    /// Raises the `wanted` flag of a stream running here (asked by another process).
-    fn wake_here(&self, stream: &str) {
-        if let Ok(running) = self.inner.running.lock()
-            && let Some(running) = running.get(stream)
-        {
-            running.wanted.store(true, Ordering::Release);
-        }
+    /// Raises the `wanted` flag of a stream running here and opens its memory log (under the
+    /// running streams' lock, so a producer finishing at that moment either sees the flag or
+    /// has already left, and a subscriber waits on the log instead of finding nothing); false
+    /// when it does not run here.
+    fn wake_here(&self, stream: &str) -> bool {
+        let Ok(running) = self.inner.running.lock() else {
+            return false;
+        };
+        let Some(running) = running.get(stream) else {
+            return false;
+        };
+        running.wanted.store(true, Ordering::Release);
+        self.inner.memory.open(stream);
+        true
     }
 
     /// Cancels a stream running in this process; false when none runs here under that id.

@@ -189,17 +189,8 @@ impl Resilience {
             try_number += 1;
             let started = Instant::now();
             let result = upstream.chat(request, model).await;
-            let mut record = Attempt {
-                kind: "upstream.attempt",
-                upstream: upstream.name().to_owned(),
-                model: model.to_owned(),
-                target: index,
-                try_number,
-                outcome: "ok",
-                status: None,
-                error: None,
-                duration_ms: whole_micros(started.elapsed()),
-            };
+            let mut record = Attempt::new(upstream.name(), model, index, try_number);
+            record.duration_ms = whole_micros(started.elapsed());
             let error = match result {
                 Ok(response) => {
                     record.status = Some(200);
@@ -285,17 +276,26 @@ impl Resilience {
 }
 
 impl Attempt {
-    fn skipped(upstream: &str, model: &str, target: usize) -> Attempt {
+    /// Try `try_number` of the target at `target`, answered (`ok`) until it says otherwise.
+    fn new(upstream: &str, model: &str, target: usize, try_number: u32) -> Attempt {
         Attempt {
             kind: "upstream.attempt",
             upstream: upstream.to_owned(),
             model: model.to_owned(),
             target,
-            try_number: 0,
-            outcome: "skipped",
+            try_number,
+            outcome: "ok",
             status: None,
-            error: Some("circuit open after repeated failures".to_owned()),
+            error: None,
             duration_ms: 0.0,
+        }
+    }
+
+    fn skipped(upstream: &str, model: &str, target: usize) -> Attempt {
+        Attempt {
+            outcome: "skipped",
+            error: Some("circuit open after repeated failures".to_owned()),
+            ..Attempt::new(upstream, model, target, 0)
         }
     }
 }
